@@ -1,1 +1,172 @@
-//! (in progress)
+//! The server's endpoints: every write goes through Raft, every read states its consistency.
+//!
+//! Owns: the link between the HTTP layer and Raft plus the state store. HTTP never reaches
+//! Raft or the store directly: it asks this module to apply a command or to make a read safe
+//! (`default`: served by the leader; `stale`: served locally; `consistent`: the leader first
+//! confirms it still leads a quorum). Client agents and cross-DC forwarding plug in here.
+
+use crate::raft::Raft;
+use crate::state::Store;
+use crate::structs::{msg, Command, CommandResponse};
+use openraft::error::{ClientWriteError, RaftError};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// How fresh a read must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Consistency {
+    Default,
+    Stale,
+    Consistent,
+}
+
+/// Why a request could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum RpcError {
+    /// Consul's `No cluster leader` (HTTP 500).
+    #[error("{}", msg::NO_LEADER)]
+    NoLeader,
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+/// Leadership facts for `X-Consul-KnownLeader` / `X-Consul-LastContact` and `/v1/status`.
+#[derive(Clone, Debug, Default)]
+pub struct LeaderStatus {
+    pub known_leader: bool,
+    pub is_leader: bool,
+    /// Milliseconds since this server last heard from the leader (0 on the leader).
+    pub last_contact_ms: u64,
+    pub leader_addr: Option<String>,
+}
+
+/// A server: Raft plus the store it feeds.
+pub struct Server {
+    raft: Raft,
+    store: Arc<Store>,
+    node_id: u64,
+    started: Instant,
+    sessions: SessionTimers,
+}
+
+impl Server {
+    pub fn new(raft: Raft, store: Arc<Store>, node_id: u64) -> Server {
+        Server { raft, store, node_id, started: Instant::now(), sessions: SessionTimers::default() }
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    pub fn session_timers(&self) -> &SessionTimers {
+        &self.sessions
+    }
+
+    pub fn node_id(&self) -> u64 {
+        self.node_id
+    }
+
+    /// Applies `cmd` through Raft; returns once it is committed (fsynced on a quorum) and applied.
+    pub async fn apply(&self, cmd: Command) -> Result<CommandResponse, RpcError> {
+        match self.raft.client_write(cmd).await {
+            Ok(r) => Ok(r.data),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(RpcError::NoLeader),
+            Err(e) => Err(RpcError::Raft(e.to_string())),
+        }
+    }
+
+    /// Makes a read at `mode` safe to serve from the local store.
+    pub async fn read_barrier(&self, mode: Consistency) -> Result<(), RpcError> {
+        match mode {
+            Consistency::Stale => Ok(()),
+            Consistency::Default => {
+                if self.leader_status().is_leader {
+                    Ok(())
+                } else {
+                    Err(RpcError::NoLeader)
+                }
+            }
+            Consistency::Consistent => match self.raft.ensure_linearizable().await {
+                Ok(_) => Ok(()),
+                Err(RaftError::APIError(_)) => Err(RpcError::NoLeader),
+                Err(e) => Err(RpcError::Raft(e.to_string())),
+            },
+        }
+    }
+
+    pub fn leader_status(&self) -> LeaderStatus {
+        let m = self.raft.metrics().borrow().clone();
+        let leader = m.current_leader;
+        let is_leader = leader == Some(self.node_id);
+        let leader_addr = leader.and_then(|id| m.membership_config.membership().get_node(&id).map(|n| n.addr.clone()));
+        let last_contact_ms = if is_leader {
+            0
+        } else {
+            m.millis_since_quorum_ack.unwrap_or_else(|| self.started.elapsed().as_millis() as u64)
+        };
+        LeaderStatus { known_leader: leader.is_some(), is_leader, last_contact_ms, leader_addr }
+    }
+
+    /// Raft voter addresses (`/v1/status/peers`).
+    pub fn peers(&self) -> Vec<String> {
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        membership.voter_ids().filter_map(|id| membership.get_node(&id).map(|n| n.addr.clone())).collect()
+    }
+
+    /// Waits until this server leads (or `timeout` passes).
+    pub async fn wait_for_leader(&self, timeout: std::time::Duration) -> bool {
+        let mut rx = self.raft.metrics();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if rx.borrow().current_leader == Some(self.node_id) {
+                return true;
+            }
+            tokio::select! {
+                r = rx.changed() => if r.is_err() { return false },
+                _ = tokio::time::sleep_until(deadline) => return false,
+            }
+        }
+    }
+}
+
+/// Session TTL deadlines, kept by the leader in memory like Consul's (a new leader restarts
+/// every clock at its full TTL). Sessions expire after twice their TTL (Consul's grace).
+#[derive(Default)]
+pub struct SessionTimers {
+    deadlines: parking_lot::Mutex<std::collections::HashMap<String, Instant>>,
+}
+
+impl SessionTimers {
+    /// (Re)starts the clock of session `id`.
+    pub fn reset(&self, id: &str, ttl: std::time::Duration) {
+        self.deadlines.lock().insert(id.to_string(), Instant::now() + ttl * 2);
+    }
+
+    pub fn remove(&self, id: &str) {
+        self.deadlines.lock().remove(id);
+    }
+
+    /// Sessions past their deadline; sessions with a TTL but no clock get one started.
+    pub fn expired(&self, with_ttl: &[(String, std::time::Duration)]) -> Vec<String> {
+        let now = Instant::now();
+        let mut d = self.deadlines.lock();
+        let live: std::collections::HashSet<&str> = with_ttl.iter().map(|(id, _)| id.as_str()).collect();
+        d.retain(|id, _| live.contains(id.as_str()));
+        let mut out = Vec::new();
+        for (id, ttl) in with_ttl {
+            match d.get(id) {
+                None => {
+                    d.insert(id.clone(), now + *ttl * 2);
+                }
+                Some(deadline) if *deadline <= now => out.push(id.clone()),
+                Some(_) => {}
+            }
+        }
+        out
+    }
+}

@@ -1,1 +1,37 @@
-//! placeholder
+//! Harness for Tribune's multi-process integration suites.
+//!
+//! Every suite in `tests/tests/*.rs` starts real programs on loopback: the
+//! `tribune` binary itself and the third-party tools that talk to it
+//! (VictoriaMetrics or Prometheus, node_exporter, ...). Nothing listens on a
+//! fixed port, every program gets its own temporary directory, and every
+//! process is killed when its handle drops, also when a test panics.
+//!
+//! Read in this order:
+//! - [`process`]: free loopback ports, locating binaries, the [`Spawned`]
+//!   guard that owns a child process and its output files;
+//! - [`http`]: one HTTP client setup and the [`Reply`] every helper returns;
+//! - [`wait`]: [`wait_until`], the only way a suite waits for something;
+//! - [`agent`]: [`Agent`], a running `tribune agent` (dev mode or from a
+//!   config directory) with `http_get`, `http_put` and blocking-query helpers;
+//! - [`scrape`]: node_exporter and the Prometheus-compatible scrapers that
+//!   discover targets through `consul_sd_configs`.
+//!
+//! The `tribune` binary is found through `TRIBUNE_BIN` (set by
+//! `scripts/test.sh` after it builds the binary) or next to the test
+//! executable in the cargo target directory.
+
+pub mod agent;
+pub mod http;
+pub mod process;
+pub mod scrape;
+pub mod wait;
+
+pub use agent::{Agent, AgentPorts};
+pub use http::Reply;
+pub use process::Spawned;
+pub use scrape::{NodeExporter, Scraper, ScraperKind};
+pub use wait::wait_until;
+
+/// What to run when a program a suite needs is missing from this machine.
+pub const INSTALL_HINT: &str =
+    "run scripts/install-test-deps.sh (as root) to install the programs the test suites need";

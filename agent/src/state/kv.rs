@@ -45,7 +45,13 @@ impl Tables {
     ) {
         let single = ops.len() == 1;
         let mut overlay = Overlay::new();
+        // Per operation: a read's entry, or the key whose final state a write returns.
+        let mut results: Vec<Vec<Result<DirEntry, String>>> = Vec::with_capacity(ops.len());
         for (i, op) in ops.iter().enumerate() {
+            results.push(match op.verb {
+                KvVerb::Set | KvVerb::Cas | KvVerb::Lock | KvVerb::Unlock => vec![Err(op.key.clone())],
+                _ => Vec::new(),
+            });
             let current = self.kv_view(&overlay, &op.key);
             let fail = |resp: &mut CommandResponse, what: String| {
                 resp.ok = false;
@@ -96,10 +102,13 @@ impl Tables {
                     }
                 },
                 KvVerb::Get => match current {
-                    Some(e) => resp.entries.push(e),
+                    Some(e) => results[i] = vec![Ok(e)],
                     None => fail(resp, format!("key {:?} doesn't exist", op.key)),
                 },
-                KvVerb::GetTree => resp.entries.extend(self.kv_view_tree(&overlay, &op.key)),
+                KvVerb::GetTree => {
+                    // A tree read returns every entry under the prefix, each its own result.
+                    results[i] = self.kv_view_tree(&overlay, &op.key).into_iter().map(Ok).collect();
+                }
                 KvVerb::CheckIndex => match &current {
                     Some(e) if e.modify_index == op.index => {}
                     _ => fail(resp, format!("current modify index for key {:?} doesn't match", op.key)),
@@ -137,17 +146,25 @@ impl Tables {
             resp.entries.clear();
             return;
         }
+        if !single {
+            for r in results.into_iter().flatten() {
+                match r {
+                    Ok(e) => resp.entries.push(e),
+                    Err(key) => {
+                        if let Some(Some(e)) = overlay.get(&key) {
+                            let mut shown = e.clone();
+                            shown.value.clear();
+                            resp.entries.push(shown);
+                        }
+                    }
+                }
+            }
+        }
         // Commit.
-        let writes_returned = !single;
         for (key, v) in overlay {
             match v {
                 Some(e) => {
                     self.kv_tombstones.remove(&key);
-                    if writes_returned && ops.iter().any(|o| o.key == key && !o.verb.is_read()) {
-                        let mut shown = e.clone();
-                        shown.value.clear();
-                        resp.entries.push(shown);
-                    }
                     self.kv.insert(key.clone(), e);
                 }
                 None => {

@@ -1,0 +1,331 @@
+//! [`Agent`]: one real `tribune agent` process on loopback ports, started in
+//! dev mode or from a config directory, with the HTTP helpers suites use on it.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use reqwest::{Method, RequestBuilder};
+use serde_json::{json, Value};
+
+use crate::http::{self, go_millis, with_query, Reply};
+use crate::process::{self, Spawned, Workdir};
+use crate::wait::wait_until;
+
+/// How long an agent may take to answer `GET /v1/agent/self` after spawn (a
+/// debug build on a loaded 2-core machine, possibly beside other suites).
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a single-server agent may take to elect itself leader.
+pub const LEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The loopback ports one agent listens on.
+#[derive(Debug, Clone, Copy)]
+pub struct AgentPorts {
+    pub http: u16,
+    pub dns: u16,
+    pub serf_lan: u16,
+    pub serf_wan: u16,
+    pub server: u16,
+}
+
+impl AgentPorts {
+    fn pick() -> anyhow::Result<AgentPorts> {
+        let p = process::free_ports(5)?;
+        Ok(AgentPorts {
+            http: p[0],
+            dns: p[1],
+            serf_lan: p[2],
+            serf_wan: p[3],
+            server: p[4],
+        })
+    }
+}
+
+/// A running `tribune agent`. Dropping it kills the process and removes its
+/// directory (which holds `data/`, `config/` and the `agent.stdout` /
+/// `agent.stderr` logs).
+#[derive(Debug)]
+pub struct Agent {
+    node: String,
+    ports: AgentPorts,
+    token: Option<String>,
+    client: reqwest::Client,
+    // Declared before `dir`: fields drop in order, so the process is killed
+    // (and its logs printed on panic) before its directory goes.
+    process: Spawned,
+    dir: Workdir,
+}
+
+impl Agent {
+    /// Starts `tribune agent -dev` named `node` on free loopback ports and
+    /// returns once it answers `GET /v1/agent/self` and has elected itself.
+    pub async fn start_dev(node: &str) -> anyhow::Result<Agent> {
+        Agent::start_dev_with_args(node, &[]).await
+    }
+
+    /// [`Agent::start_dev`] with extra command-line flags appended.
+    pub async fn start_dev_with_args(node: &str, extra: &[&str]) -> anyhow::Result<Agent> {
+        let dir = Workdir::new("agent")?;
+        let ports = AgentPorts::pick()?;
+        let data_dir = dir.path().join("data");
+        std::fs::create_dir_all(&data_dir)?;
+        let mut cmd = Command::new(process::tribune_bin()?);
+        cmd.arg("agent")
+            .arg("-dev")
+            .arg(format!("-node={node}"))
+            .arg(format!("-data-dir={}", data_dir.display()))
+            .arg(format!("-http-port={}", ports.http))
+            .arg(format!("-dns-port={}", ports.dns))
+            .arg(format!("-serf-lan-port={}", ports.serf_lan))
+            .arg(format!("-serf-wan-port={}", ports.serf_wan))
+            .arg(format!("-server-port={}", ports.server))
+            // -dev would otherwise take gRPC's fixed 8502, clashing between parallel tests.
+            .arg("-grpc-port=-1")
+            .args(extra)
+            .current_dir(dir.path());
+        let agent = Agent::spawn(node, ports, None, cmd, dir).await?;
+        agent.wait_for_leader_or_explain().await?;
+        Ok(agent)
+    }
+
+    /// Starts `tribune agent -config-dir <dir>/config` with `config` written
+    /// as `tribune.json`, deep-merged over the harness defaults: node name
+    /// `tribune-test`, a temporary `data_dir`, everything bound to 127.0.0.1
+    /// on free ports (gRPC off), and a single server (`server: true`,
+    /// `bootstrap_expect: 1`). A `null` in `config` removes a default key.
+    ///
+    /// If the config sets `acl.tokens.initial_management` (or the seed's
+    /// `acl.tokens.master`), the helpers send it as `X-Consul-Token`.
+    /// Returns once `GET /v1/agent/self` answers 200 and, for a server, once a
+    /// leader is known.
+    pub async fn start_with_config(config: Value) -> anyhow::Result<Agent> {
+        let dir = Workdir::new("agent")?;
+        let ports = AgentPorts::pick()?;
+        let mut merged = json!({
+            "node_name": "tribune-test",
+            "data_dir": dir.path().join("data"),
+            "bind_addr": "127.0.0.1",
+            "client_addr": "127.0.0.1",
+            "server": true,
+            "bootstrap_expect": 1,
+            "ports": {
+                "http": ports.http,
+                "dns": ports.dns,
+                "serf_lan": ports.serf_lan,
+                "serf_wan": ports.serf_wan,
+                "server": ports.server,
+                "grpc": -1,
+            },
+        });
+        merge(&mut merged, config);
+        let node = merged["node_name"]
+            .as_str()
+            .context("config: node_name must be a string")?
+            .to_owned();
+        let token = ["initial_management", "master"]
+            .iter()
+            .find_map(|k| merged["acl"]["tokens"][k].as_str())
+            .map(str::to_owned);
+        let is_server = merged["server"].as_bool().unwrap_or(false);
+        let config_dir = dir.path().join("config");
+        std::fs::create_dir_all(&config_dir)?;
+        std::fs::write(
+            config_dir.join("tribune.json"),
+            serde_json::to_vec_pretty(&merged)?,
+        )?;
+        let mut cmd = Command::new(process::tribune_bin()?);
+        cmd.arg("agent")
+            .arg(format!("-config-dir={}", config_dir.display()))
+            .current_dir(dir.path());
+        let agent = Agent::spawn(&node, ports, token, cmd, dir).await?;
+        if is_server {
+            agent.wait_for_leader_or_explain().await?;
+        }
+        Ok(agent)
+    }
+
+    async fn spawn(
+        node: &str,
+        ports: AgentPorts,
+        token: Option<String>,
+        cmd: Command,
+        dir: Workdir,
+    ) -> anyhow::Result<Agent> {
+        let process = Spawned::spawn("agent", cmd, dir.path())?;
+        let mut agent = Agent {
+            node: node.to_owned(),
+            ports,
+            token,
+            client: http::client(),
+            process,
+            dir,
+        };
+        let started = std::time::Instant::now();
+        loop {
+            agent.process.ensure_running()?;
+            let last = match agent.http_get("/v1/agent/self").await {
+                Ok(reply) if reply.status == 200 => return Ok(agent),
+                Ok(reply) => format!("status {}: {}", reply.status, reply.text()),
+                Err(err) => format!("{err:#}"),
+            };
+            if started.elapsed() > STARTUP_TIMEOUT {
+                bail!(
+                    "tribune agent (pid {}) did not answer GET /v1/agent/self with 200 within \
+                     {STARTUP_TIMEOUT:?}; last: {last}; command: {}\n{}",
+                    agent.process.pid(),
+                    agent.process.command(),
+                    agent.process.output_tail()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until `GET /v1/status/leader` names a leader.
+    pub async fn wait_for_leader(&self) -> anyhow::Result<()> {
+        wait_until(LEADER_TIMEOUT, "the agent to know a leader", || async {
+            let reply = self.http_get("/v1/status/leader").await?.ensure_ok()?;
+            match reply.json()? {
+                Value::String(s) if !s.is_empty() => Ok(()),
+                other => bail!("GET /v1/status/leader answered {other}"),
+            }
+        })
+        .await
+    }
+
+    /// [`Agent::wait_for_leader`] for the start functions: the agent is
+    /// dropped on error without a panic, so the error carries its output.
+    async fn wait_for_leader_or_explain(&self) -> anyhow::Result<()> {
+        self.wait_for_leader()
+            .await
+            .map_err(|err| anyhow::anyhow!("{err:#}\n{}", self.process.output_tail()))
+    }
+
+    /// The node name.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The ports the agent was told to use.
+    pub fn ports(&self) -> AgentPorts {
+        self.ports
+    }
+
+    /// The HTTP API address.
+    pub fn http_addr(&self) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.ports.http))
+    }
+
+    /// `http://127.0.0.1:<port><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http_addr())
+    }
+
+    /// The agent's temporary directory.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// The token the helpers send, if the config set a management token.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// The last lines the agent wrote, for failure messages.
+    pub fn output_tail(&self) -> String {
+        self.process.output_tail()
+    }
+
+    /// Fails if the agent process has exited.
+    pub fn ensure_running(&mut self) -> anyhow::Result<()> {
+        self.process.ensure_running()
+    }
+
+    /// A request to `path` carrying the agent's management token, if any.
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        let rb = self.anonymous(method, path);
+        match &self.token {
+            Some(token) => rb.header("X-Consul-Token", token),
+            None => rb,
+        }
+    }
+
+    /// A request to `path` without any token.
+    pub fn anonymous(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client.request(method, self.url(path))
+    }
+
+    /// `GET path`.
+    pub async fn http_get(&self, path: &str) -> anyhow::Result<Reply> {
+        Reply::send(self.request(Method::GET, path)).await
+    }
+
+    /// `PUT path` with a raw body.
+    pub async fn http_put(
+        &self,
+        path: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> anyhow::Result<Reply> {
+        Reply::send(self.request(Method::PUT, path).body(body)).await
+    }
+
+    /// `PUT path` with a JSON body.
+    pub async fn http_put_json(&self, path: &str, body: &Value) -> anyhow::Result<Reply> {
+        self.http_put(path, serde_json::to_vec(body)?).await
+    }
+
+    /// A blocking query: `GET path?index=<index>&wait=<wait as ms>`, with a
+    /// client timeout that allows Consul's jitter (wait/16) plus slack.
+    /// Returns the reply; [`Reply::index`] gives the next index to pass.
+    pub async fn blocking_get(
+        &self,
+        path: &str,
+        index: u64,
+        wait: Duration,
+    ) -> anyhow::Result<Reply> {
+        let path = with_query(
+            &with_query(path, "index", &index.to_string()),
+            "wait",
+            &go_millis(wait),
+        );
+        let budget = wait + wait / 16 + Duration::from_secs(10);
+        Reply::send(self.request(Method::GET, &path).timeout(budget)).await
+    }
+}
+
+/// Merges `patch` into `base`: objects recursively, `null` deletes, anything
+/// else replaces.
+fn merge(base: &mut Value, patch: Value) {
+    match (base, patch) {
+        (Value::Object(base), Value::Object(patch)) => {
+            for (key, value) in patch {
+                if value.is_null() {
+                    base.remove(&key);
+                } else {
+                    merge(base.entry(key).or_insert(Value::Null), value);
+                }
+            }
+        }
+        (base, patch) => *base = patch,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_is_deep_and_null_deletes() {
+        let mut base = json!({"a": 1, "ports": {"http": 1, "dns": 2}, "server": true});
+        merge(
+            &mut base,
+            json!({"ports": {"dns": 9}, "server": null, "acl": {"enabled": true}}),
+        );
+        assert_eq!(
+            base,
+            json!({"a": 1, "ports": {"http": 1, "dns": 9}, "acl": {"enabled": true}})
+        );
+    }
+}
