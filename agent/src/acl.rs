@@ -73,11 +73,18 @@ impl Acl {
 }
 
 /// The request's token by Consul's precedence. Non-Bearer `Authorization` schemes are ignored.
-pub fn token_from_request<'a>(query_token: Option<&'a str>, headers: &'a HeaderMap) -> Option<&'a str> {
+pub fn token_from_request<'a>(
+    query_token: Option<&'a str>,
+    headers: &'a HeaderMap,
+) -> Option<&'a str> {
     if let Some(t) = query_token.filter(|t| !t.is_empty()) {
         return Some(t);
     }
-    if let Some(t) = headers.get("x-consul-token").and_then(|v| v.to_str().ok()).filter(|t| !t.is_empty()) {
+    if let Some(t) = headers
+        .get("x-consul-token")
+        .and_then(|v| v.to_str().ok())
+        .filter(|t| !t.is_empty())
+    {
         return Some(t);
     }
     let auth = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;

@@ -30,7 +30,8 @@ pub async fn run(cfg: RuntimeConfig, flags: AgentFlags) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
 
     if let Some(dir) = &cfg.data_dir {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create data_dir {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create data_dir {}", dir.display()))?;
     }
     let node_id = node_id(&cfg)?;
     if !cfg.server {
@@ -54,7 +55,10 @@ pub async fn run(cfg: RuntimeConfig, flags: AgentFlags) -> anyhow::Result<()> {
     // State store and Raft.
     let store = Arc::new(Store::new());
     let raft_node_id = crate::raft::node_id_from_uuid(&node_id);
-    let rpc_addr = cfg.rpc_advertise_addr().map(|a| a.to_string()).unwrap_or_else(|| format!("{}:8300", cfg.advertise_addr));
+    let rpc_addr = cfg
+        .rpc_advertise_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| format!("{}:8300", cfg.advertise_addr));
     let raft_opts = crate::raft::RaftOptions {
         node_id: raft_node_id,
         rpc_addr: rpc_addr.clone(),
@@ -70,7 +74,9 @@ pub async fn run(cfg: RuntimeConfig, flags: AgentFlags) -> anyhow::Result<()> {
     let mut tagged = cfg.tagged_addresses.clone();
     let advertise = cfg.advertise_addr.to_string();
     for k in ["lan", "lan_ipv4", "wan", "wan_ipv4"] {
-        tagged.entry(k.to_string()).or_insert_with(|| advertise.clone());
+        tagged
+            .entry(k.to_string())
+            .or_insert_with(|| advertise.clone());
     }
     let mut meta = cfg.node_meta.clone();
     meta.insert("consul-network-segment".into(), String::new());
@@ -95,8 +101,12 @@ pub async fn run(cfg: RuntimeConfig, flags: AgentFlags) -> anyhow::Result<()> {
     ));
     match local.load_persisted() {
         Ok(0) => {}
-        Ok(n) => tracing::info!(target: "agent", entries = n, "Restored services and checks registered over the API."),
-        Err(e) => tracing::error!(target: "agent", error = %e, "Could not read the persisted local state."),
+        Ok(n) => {
+            tracing::info!(target: "agent", entries = n, "Restored services and checks registered over the API.")
+        }
+        Err(e) => {
+            tracing::error!(target: "agent", error = %e, "Could not read the persisted local state.")
+        }
     }
     for e in local.replace_config_entries(&cfg.services, &cfg.checks) {
         tracing::error!(target: "agent", error = %e, "A service or check from the config files was refused.");
@@ -118,18 +128,39 @@ pub async fn run(cfg: RuntimeConfig, flags: AgentFlags) -> anyhow::Result<()> {
         debug_config: debug_config(&cfg),
     };
     let limits = Limits {
-        wait: WaitLimits { default: cfg.default_query_time, max: cfg.max_query_time },
+        wait: WaitLimits {
+            default: cfg.default_query_time,
+            max: cfg.max_query_time,
+        },
         kv_max_value_size: cfg.kv_max_value_size,
         txn_max_req_len: cfg.txn_max_req_len,
         session_ttl_min: cfg.session_ttl_min,
     };
-    let control = Control { reload: reload_tx, leave: shutdown.clone() };
-    let acl = crate::acl::Acl::new(cfg.acl.tokens.default.as_ref().map(|t| t.expose().to_string()));
-    let http_state = Arc::new(HttpState::new(rpc.clone(), local.clone(), acl, info, control, limits));
+    let control = Control {
+        reload: reload_tx,
+        leave: shutdown.clone(),
+    };
+    let acl = crate::acl::Acl::new(
+        cfg.acl
+            .tokens
+            .default
+            .as_ref()
+            .map(|t| t.expose().to_string()),
+    );
+    let http_state = Arc::new(HttpState::new(
+        rpc.clone(),
+        local.clone(),
+        acl,
+        info,
+        control,
+        limits,
+    ));
     let http_shutdown = shutdown.child_token();
     let mut http_addrs = Vec::new();
     for addr in cfg.http_addrs() {
-        let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen for HTTP on {addr}"))?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen for HTTP on {addr}"))?;
         http_addrs.push(listener.local_addr()?);
         let (st, stop) = (http_state.clone(), http_shutdown.clone());
         tracker.spawn(async move {
@@ -148,8 +179,17 @@ pub async fn run(cfg: RuntimeConfig, flags: AgentFlags) -> anyhow::Result<()> {
             }
         });
     }
-    tracker.spawn(local.clone().run_sync(FULL_SYNC_INTERVAL, shutdown.child_token()));
-    tracker.spawn(leader_loop(rpc.clone(), local.clone(), cfg.clone(), shutdown.child_token()));
+    tracker.spawn(
+        local
+            .clone()
+            .run_sync(FULL_SYNC_INTERVAL, shutdown.child_token()),
+    );
+    tracker.spawn(leader_loop(
+        rpc.clone(),
+        local.clone(),
+        cfg.clone(),
+        shutdown.child_token(),
+    ));
 
     print_banner(&cfg, &node_id, &http_addrs, &rpc_addr);
     tracing::info!(target: "agent", node = %cfg.node_name, datacenter = %cfg.datacenter,
@@ -191,7 +231,10 @@ pub async fn run(cfg: RuntimeConfig, flags: AgentFlags) -> anyhow::Result<()> {
     local.stop_checks();
     shutdown.cancel();
     tracker.close();
-    if tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(5), tracker.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!(target: "agent", "Some tasks did not stop within 5s.");
     }
     if let Err(e) = rpc.raft().shutdown().await {
@@ -211,7 +254,11 @@ fn runner_options(cfg: &RuntimeConfig) -> RunnerOptions {
 }
 
 /// Re-reads the configuration: services, checks and the log level (compat §14.4).
-fn reload(flags: &AgentFlags, local: &LocalAgent, log: &crate::logging::Handle) -> Result<(), String> {
+fn reload(
+    flags: &AgentFlags,
+    local: &LocalAgent,
+    log: &crate::logging::Handle,
+) -> Result<(), String> {
     let (cfg, warnings) = crate::config::load(flags).map_err(|e| e.to_string())?;
     for w in warnings {
         tracing::warn!(target: "agent", "{w}");
@@ -231,7 +278,9 @@ fn node_id(cfg: &RuntimeConfig) -> anyhow::Result<String> {
     if let Some(id) = &cfg.node_id {
         return Ok(id.clone());
     }
-    let Some(dir) = &cfg.data_dir else { return Ok(uuid::Uuid::new_v4().to_string()) };
+    let Some(dir) = &cfg.data_dir else {
+        return Ok(uuid::Uuid::new_v4().to_string());
+    };
     let path = dir.join("node-id");
     match std::fs::read_to_string(&path) {
         Ok(s) if uuid::Uuid::parse_str(s.trim()).is_ok() => Ok(s.trim().to_string()),
@@ -248,7 +297,12 @@ fn node_id(cfg: &RuntimeConfig) -> anyhow::Result<String> {
 
 /// The leader's duties: keep every server registered with its `serfHealth` check and the
 /// `consul` service, and expire sessions whose TTL ran out.
-async fn leader_loop(rpc: Arc<Server>, local: Arc<LocalAgent>, cfg: RuntimeConfig, shutdown: CancellationToken) {
+async fn leader_loop(
+    rpc: Arc<Server>,
+    local: Arc<LocalAgent>,
+    cfg: RuntimeConfig,
+    shutdown: CancellationToken,
+) {
     let mut registered_term = None;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -265,14 +319,20 @@ async fn leader_loop(rpc: Arc<Server>, local: Arc<LocalAgent>, cfg: RuntimeConfi
         if registered_term != Some(term) {
             match register_self(&rpc, &local, &cfg).await {
                 Ok(()) => registered_term = Some(term),
-                Err(e) => tracing::warn!(target: "agent", error = %e, "Could not register this server in the catalog."),
+                Err(e) => {
+                    tracing::warn!(target: "agent", error = %e, "Could not register this server in the catalog.")
+                }
             }
         }
         expire_sessions(&rpc).await;
     }
 }
 
-async fn register_self(rpc: &Server, local: &LocalAgent, cfg: &RuntimeConfig) -> Result<(), crate::rpc::RpcError> {
+async fn register_self(
+    rpc: &Server,
+    local: &LocalAgent,
+    cfg: &RuntimeConfig,
+) -> Result<(), crate::rpc::RpcError> {
     let n = local.node();
     let node = structs::Node {
         id: n.node_id.clone(),
@@ -313,7 +373,12 @@ async fn register_self(rpc: &Server, local: &LocalAgent, cfg: &RuntimeConfig) ->
         ..Default::default()
     };
     let r = rpc
-        .apply(Command::Register(RegisterRequest { node, skip_node_update: false, service: Some(consul), checks: vec![serf] }))
+        .apply(Command::Register(RegisterRequest {
+            node,
+            skip_node_update: false,
+            service: Some(consul),
+            checks: vec![serf],
+        }))
         .await?;
     if let Some((_, e)) = r.errors.first() {
         return Err(crate::rpc::RpcError::Raft(e.clone()));
@@ -335,7 +400,11 @@ async fn expire_sessions(rpc: &Server) {
     }
     for id in rpc.session_timers().expired(&with_ttl) {
         tracing::info!(target: "agent", session = %id, "Session TTL expired; destroying it.");
-        if rpc.apply(Command::SessionDestroy { id: id.clone() }).await.is_ok() {
+        if rpc
+            .apply(Command::SessionDestroy { id: id.clone() })
+            .await
+            .is_ok()
+        {
             rpc.session_timers().remove(&id);
         }
     }
@@ -380,14 +449,30 @@ fn debug_config(cfg: &RuntimeConfig) -> serde_json::Value {
 }
 
 fn print_banner(cfg: &RuntimeConfig, node_id: &str, http: &[std::net::SocketAddr], rpc_addr: &str) {
-    let client = http.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(" ");
+    let client = http
+        .iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(" ");
     eprintln!("==> Starting Tribune agent...");
-    eprintln!("               Version: 'tribune {TRIBUNE_VERSION} (Consul {CONSUL_VERSION} compatible)'");
+    eprintln!(
+        "               Version: 'tribune {TRIBUNE_VERSION} (Consul {CONSUL_VERSION} compatible)'"
+    );
     eprintln!("               Node ID: '{node_id}'");
     eprintln!("             Node name: '{}'", cfg.node_name);
-    eprintln!("            Datacenter: '{}' (Segment: '<all>')", cfg.datacenter);
-    eprintln!("                Server: {} (Bootstrap: {})", cfg.server, cfg.dev || cfg.bootstrap || cfg.bootstrap_expect == 1);
-    eprintln!("           Client Addr: [{client}] (HTTP: {}, DNS: {})", cfg.ports.http, cfg.ports.dns);
+    eprintln!(
+        "            Datacenter: '{}' (Segment: '<all>')",
+        cfg.datacenter
+    );
+    eprintln!(
+        "                Server: {} (Bootstrap: {})",
+        cfg.server,
+        cfg.dev || cfg.bootstrap || cfg.bootstrap_expect == 1
+    );
+    eprintln!(
+        "           Client Addr: [{client}] (HTTP: {}, DNS: {})",
+        cfg.ports.http, cfg.ports.dns
+    );
     eprintln!("          Cluster Addr: {rpc_addr}");
     eprintln!("               Encrypt: Gossip: {}", cfg.encrypt.is_some());
     eprintln!();
@@ -396,11 +481,14 @@ fn print_banner(cfg: &RuntimeConfig, node_id: &str, http: &[std::net::SocketAddr
 
 /// Tells systemd (`Type=notify`) about our state, when started by it.
 fn notify_systemd(state: &str) {
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else { return };
-    let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() else { return };
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() else {
+        return;
+    };
     let p = Path::new(&path);
     if let Err(e) = sock.send_to(state.as_bytes(), p) {
         tracing::debug!(target: "agent", error = %e, "sd_notify failed.");
     }
 }
-

@@ -29,6 +29,7 @@ mod damping;
 mod grpc;
 mod http;
 mod runner;
+pub(crate) use runner::cap_ttl_output;
 mod script;
 mod tcp;
 #[cfg(test)]
@@ -196,13 +197,22 @@ pub(crate) struct Outcome {
 
 impl Outcome {
     pub(crate) fn passing(output: impl Into<String>) -> Outcome {
-        Outcome { status: Status::Passing, output: output.into() }
+        Outcome {
+            status: Status::Passing,
+            output: output.into(),
+        }
     }
     pub(crate) fn warning(output: impl Into<String>) -> Outcome {
-        Outcome { status: Status::Warning, output: output.into() }
+        Outcome {
+            status: Status::Warning,
+            output: output.into(),
+        }
     }
     pub(crate) fn critical(output: impl Into<String>) -> Outcome {
-        Outcome { status: Status::Critical, output: output.into() }
+        Outcome {
+            status: Status::Critical,
+            output: output.into(),
+        }
     }
 }
 

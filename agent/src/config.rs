@@ -6,7 +6,7 @@
 //! Nothing here reaches the Raft FSM (DESIGN §3).
 //!
 //! Read in this order:
-//! - [`flags`]: Go-style flag parsing into [`AgentFlags`].
+//! - `flags`: Go-style flag parsing into [`AgentFlags`].
 //! - `source`: files and directories (lexical order, `.json`/`.hcl`), HCL → JSON.
 //! - `schema`: the table of every accepted key with its type and doc (the raw layer), and
 //!   the walk that reports every problem of a source at once, naming file, key and value.
@@ -24,7 +24,7 @@
 mod builder;
 mod definitions;
 mod error;
-pub mod flags;
+mod flags;
 mod host;
 mod merge;
 mod runtime;
@@ -69,6 +69,29 @@ pub fn validate_paths(paths: &[PathBuf]) -> Result<(RuntimeConfig, Vec<String>),
     validate_paths_as(paths, None)
 }
 
+/// The configuration `tribune agent -dev -node <node_name>` would load, built without
+/// reading files or the host: a fixture for other modules' tests.
+pub fn dev_config(node_name: &str) -> RuntimeConfig {
+    let host = Host {
+        hostname: Some(node_name.to_string()),
+        ipv4: Vec::new(),
+    };
+    let flags = AgentFlags {
+        dev: true,
+        ..AgentFlags::default()
+    };
+    let mode = Mode {
+        dev: true,
+        require_data_dir: false,
+    };
+    match builder::build(&flags, &[], None, mode, &host) {
+        Ok((config, _)) => config,
+        // Invariant: -dev defaults alone are valid (tested in `tests::dev_config_fixture`),
+        // and nothing else is read.
+        Err(errors) => panic!("-dev defaults are invalid: {}", ConfigErrors(errors)),
+    }
+}
+
 /// [`validate_paths`] with `-config-format` given.
 pub fn validate_paths_as(
     paths: &[PathBuf],
@@ -78,12 +101,6 @@ pub fn validate_paths_as(
         dev: false,
         require_data_dir: false,
     };
-    builder::build(
-        &AgentFlags::default(),
-        paths,
-        format,
-        mode,
-        &Host::system(),
-    )
-    .map_err(ConfigErrors)
+    builder::build(&AgentFlags::default(), paths, format, mode, &Host::system())
+        .map_err(ConfigErrors)
 }

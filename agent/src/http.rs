@@ -165,6 +165,11 @@ pub(crate) fn empty() -> Response {
 
 /// Serves the API on `listener` until `shutdown` fires.
 pub async fn serve(listener: TcpListener, state: Arc<HttpState>, shutdown: CancellationToken) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
     let app = routes::router(state);
+    // Small JSON answers must not wait for Nagle's algorithm.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
 }

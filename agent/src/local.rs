@@ -446,7 +446,10 @@ impl LocalAgent {
             }
         }
         self.runner.update_ttl(id, status, output).map_err(|_| LocalError::NoTtl(id.to_string()))?;
-        self.apply_check_update(CheckUpdate { check_id: id.to_string(), status, output: output.to_string() });
+        // Apply now (the runner's copy of this update arrives later and is then a no-op), so a
+        // read right after `pass` sees it. Same cap as the runner, so the two are identical.
+        let output = checks::cap_ttl_output(output, self.opts.checks.output_max_size);
+        self.apply_check_update(CheckUpdate { check_id: id.to_string(), status, output });
         Ok(())
     }
 

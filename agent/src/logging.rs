@@ -31,7 +31,7 @@ fn filter_for(level: &str) -> Result<EnvFilter, LogError> {
     };
     // Our own targets at the chosen level; dependencies one step quieter.
     let quieter = match lvl {
-        "trace" | "debug" => "info",
+        "trace" => "info",
         _ => "warn",
     };
     EnvFilter::try_new(format!(
@@ -43,7 +43,9 @@ fn filter_for(level: &str) -> Result<EnvFilter, LogError> {
 impl Handle {
     pub fn set_level(&self, level: &str) -> Result<(), LogError> {
         let f = filter_for(level)?;
-        self.filter.reload(f).map_err(|_| LogError::AlreadyInitialised)
+        self.filter
+            .reload(f)
+            .map_err(|_| LogError::AlreadyInitialised)
     }
 }
 
@@ -51,7 +53,9 @@ impl Handle {
 pub fn init(cfg: &crate::config::RuntimeConfig) -> Result<Handle, LogError> {
     let (filter, handle) = reload::Layer::new(filter_for(&cfg.log_level)?);
     let registry = tracing_subscriber::registry().with(filter);
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(true);
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_target(true);
     let res = if cfg.log_json {
         registry.with(fmt.json().flatten_event(true)).try_init()
     } else {

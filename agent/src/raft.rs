@@ -10,8 +10,8 @@ mod network;
 mod state_machine;
 
 pub use log_store::LogStore;
-pub use state_machine::StateMachine;
 pub(crate) use state_machine::write_atomic;
+pub use state_machine::StateMachine;
 
 use crate::state::Store;
 use crate::structs::{Command, CommandResponse};
@@ -83,7 +83,11 @@ pub async fn start(opts: &RaftOptions, store: Arc<Store>) -> Result<Raft, RaftEr
         max_payload_entries: 1024,
         ..Default::default()
     };
-    let config = Arc::new(config.validate().map_err(|e| RaftError::Start(e.to_string()))?);
+    let config = Arc::new(
+        config
+            .validate()
+            .map_err(|e| RaftError::Start(e.to_string()))?,
+    );
 
     let (db, snap_dir) = match &opts.data_dir {
         Some(dir) => {
@@ -92,14 +96,20 @@ pub async fn start(opts: &RaftOptions, store: Arc<Store>) -> Result<Raft, RaftEr
                 .path(&log_path)
                 .mode(sled::Mode::HighThroughput)
                 .open()
-                .map_err(|source| RaftError::Open { path: log_path.display().to_string(), source })?;
+                .map_err(|source| RaftError::Open {
+                    path: log_path.display().to_string(),
+                    source,
+                })?;
             (db, Some(dir.join("raft").join("snapshots")))
         }
         None => {
             let db = sled::Config::new()
                 .temporary(true)
                 .open()
-                .map_err(|source| RaftError::Open { path: "(memory)".into(), source })?;
+                .map_err(|source| RaftError::Open {
+                    path: "(memory)".into(),
+                    source,
+                })?;
             (db, None)
         }
     };
@@ -109,11 +119,21 @@ pub async fn start(opts: &RaftOptions, store: Arc<Store>) -> Result<Raft, RaftEr
         .await
         .map_err(|e| RaftError::Start(e.to_string()))?;
 
-    let initialized = raft.is_initialized().await.map_err(|e| RaftError::Start(e.to_string()))?;
+    let initialized = raft
+        .is_initialized()
+        .await
+        .map_err(|e| RaftError::Start(e.to_string()))?;
     if !initialized && opts.bootstrap {
         let mut members = BTreeMap::new();
-        members.insert(opts.node_id, BasicNode { addr: opts.rpc_addr.clone() });
-        raft.initialize(members).await.map_err(|e| RaftError::Start(e.to_string()))?;
+        members.insert(
+            opts.node_id,
+            BasicNode {
+                addr: opts.rpc_addr.clone(),
+            },
+        );
+        raft.initialize(members)
+            .await
+            .map_err(|e| RaftError::Start(e.to_string()))?;
     } else if initialized {
         // A lone voter need not wait out an election timeout after a restart.
         let alone = raft

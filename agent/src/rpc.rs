@@ -37,6 +37,7 @@ pub struct LeaderStatus {
     pub is_leader: bool,
     /// Milliseconds since this server last heard from the leader (0 on the leader).
     pub last_contact_ms: u64,
+    /// Filled only by [`Server::leader_addr`] callers; `None` from `leader_status`.
     pub leader_addr: Option<String>,
 }
 
@@ -47,11 +48,20 @@ pub struct Server {
     node_id: u64,
     started: Instant,
     sessions: SessionTimers,
+    metrics: tokio::sync::watch::Receiver<openraft::RaftMetrics<u64, openraft::BasicNode>>,
 }
 
 impl Server {
     pub fn new(raft: Raft, store: Arc<Store>, node_id: u64) -> Server {
-        Server { raft, store, node_id, started: Instant::now(), sessions: SessionTimers::default() }
+        let metrics = raft.metrics();
+        Server {
+            raft,
+            store,
+            node_id,
+            started: Instant::now(),
+            sessions: SessionTimers::default(),
+            metrics,
+        }
     }
 
     pub fn store(&self) -> &Arc<Store> {
@@ -74,7 +84,9 @@ impl Server {
     pub async fn apply(&self, cmd: Command) -> Result<CommandResponse, RpcError> {
         match self.raft.client_write(cmd).await {
             Ok(r) => Ok(r.data),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(RpcError::NoLeader),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+                Err(RpcError::NoLeader)
+            }
             Err(e) => Err(RpcError::Raft(e.to_string())),
         }
     }
@@ -98,24 +110,43 @@ impl Server {
         }
     }
 
+    /// Leadership facts. Borrows the metrics (no clone): this runs on every read.
     pub fn leader_status(&self) -> LeaderStatus {
-        let m = self.raft.metrics().borrow().clone();
+        let m = self.metrics.borrow();
         let leader = m.current_leader;
         let is_leader = leader == Some(self.node_id);
-        let leader_addr = leader.and_then(|id| m.membership_config.membership().get_node(&id).map(|n| n.addr.clone()));
         let last_contact_ms = if is_leader {
             0
         } else {
-            m.millis_since_quorum_ack.unwrap_or_else(|| self.started.elapsed().as_millis() as u64)
+            m.millis_since_quorum_ack
+                .unwrap_or_else(|| self.started.elapsed().as_millis() as u64)
         };
-        LeaderStatus { known_leader: leader.is_some(), is_leader, last_contact_ms, leader_addr }
+        LeaderStatus {
+            known_leader: leader.is_some(),
+            is_leader,
+            last_contact_ms,
+            leader_addr: None,
+        }
+    }
+
+    /// The leader's server RPC address (`/v1/status/leader`), if one is known.
+    pub fn leader_addr(&self) -> Option<String> {
+        let m = self.metrics.borrow();
+        let id = m.current_leader?;
+        m.membership_config
+            .membership()
+            .get_node(&id)
+            .map(|n| n.addr.clone())
     }
 
     /// Raft voter addresses (`/v1/status/peers`).
     pub fn peers(&self) -> Vec<String> {
         let m = self.raft.metrics().borrow().clone();
         let membership = m.membership_config.membership();
-        membership.voter_ids().filter_map(|id| membership.get_node(&id).map(|n| n.addr.clone())).collect()
+        membership
+            .voter_ids()
+            .filter_map(|id| membership.get_node(&id).map(|n| n.addr.clone()))
+            .collect()
     }
 
     /// Waits until this server leads (or `timeout` passes).
@@ -144,7 +175,9 @@ pub struct SessionTimers {
 impl SessionTimers {
     /// (Re)starts the clock of session `id`.
     pub fn reset(&self, id: &str, ttl: std::time::Duration) {
-        self.deadlines.lock().insert(id.to_string(), Instant::now() + ttl * 2);
+        self.deadlines
+            .lock()
+            .insert(id.to_string(), Instant::now() + ttl * 2);
     }
 
     pub fn remove(&self, id: &str) {
@@ -155,7 +188,8 @@ impl SessionTimers {
     pub fn expired(&self, with_ttl: &[(String, std::time::Duration)]) -> Vec<String> {
         let now = Instant::now();
         let mut d = self.deadlines.lock();
-        let live: std::collections::HashSet<&str> = with_ttl.iter().map(|(id, _)| id.as_str()).collect();
+        let live: std::collections::HashSet<&str> =
+            with_ttl.iter().map(|(id, _)| id.as_str()).collect();
         d.retain(|id, _| live.contains(id.as_str()));
         let mut out = Vec::new();
         for (id, ttl) in with_ttl {

@@ -43,6 +43,22 @@ impl AgentPorts {
     }
 }
 
+/// The command line of an agent, kept so the same agent can be started again.
+#[derive(Debug, Clone)]
+struct Recipe {
+    program: std::path::PathBuf,
+    args: Vec<String>,
+    is_server: bool,
+}
+
+impl Recipe {
+    fn command(&self, dir: &std::path::Path) -> Command {
+        let mut cmd = Command::new(&self.program);
+        cmd.args(&self.args).current_dir(dir);
+        cmd
+    }
+}
+
 /// A running `tribune agent`. Dropping it kills the process and removes its
 /// directory (which holds `data/`, `config/` and the `agent.stdout` /
 /// `agent.stderr` logs).
@@ -52,6 +68,10 @@ pub struct Agent {
     ports: AgentPorts,
     token: Option<String>,
     client: reqwest::Client,
+    /// How to start the process again ([`Agent::restart`]): program and arguments.
+    recipe: Recipe,
+    /// Starts so far; names the log files of each run (`agent`, `agent-2`, ...).
+    runs: u32,
     // Declared before `dir`: fields drop in order, so the process is killed
     // (and its logs printed on panic) before its directory goes.
     process: Spawned,
@@ -71,21 +91,26 @@ impl Agent {
         let ports = AgentPorts::pick()?;
         let data_dir = dir.path().join("data");
         std::fs::create_dir_all(&data_dir)?;
-        let mut cmd = Command::new(process::tribune_bin()?);
-        cmd.arg("agent")
-            .arg("-dev")
-            .arg(format!("-node={node}"))
-            .arg(format!("-data-dir={}", data_dir.display()))
-            .arg(format!("-http-port={}", ports.http))
-            .arg(format!("-dns-port={}", ports.dns))
-            .arg(format!("-serf-lan-port={}", ports.serf_lan))
-            .arg(format!("-serf-wan-port={}", ports.serf_wan))
-            .arg(format!("-server-port={}", ports.server))
+        let mut args: Vec<String> = vec![
+            "agent".into(),
+            "-dev".into(),
+            format!("-node={node}"),
+            format!("-data-dir={}", data_dir.display()),
+            format!("-http-port={}", ports.http),
+            format!("-dns-port={}", ports.dns),
+            format!("-serf-lan-port={}", ports.serf_lan),
+            format!("-serf-wan-port={}", ports.serf_wan),
+            format!("-server-port={}", ports.server),
             // -dev would otherwise take gRPC's fixed 8502, clashing between parallel tests.
-            .arg("-grpc-port=-1")
-            .args(extra)
-            .current_dir(dir.path());
-        let agent = Agent::spawn(node, ports, None, cmd, dir).await?;
+            "-grpc-port=-1".into(),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let recipe = Recipe {
+            program: process::tribune_bin()?,
+            args,
+            is_server: true,
+        };
+        let agent = Agent::spawn(node, ports, None, recipe, dir).await?;
         agent.wait_for_leader_or_explain().await?;
         Ok(agent)
     }
@@ -101,6 +126,17 @@ impl Agent {
     /// Returns once `GET /v1/agent/self` answers 200 and, for a server, once a
     /// leader is known.
     pub async fn start_with_config(config: Value) -> anyhow::Result<Agent> {
+        Agent::start_with_config_files(config, &[]).await
+    }
+
+    /// [`Agent::start_with_config`] with more files in the config directory
+    /// before the agent starts: `(file name, contents)`, e.g. a service
+    /// definition `("web.json", "{\"service\": {...}}")`. The directory is
+    /// [`Agent::config_dir`]; edit it later and reload to test reloads.
+    pub async fn start_with_config_files(
+        config: Value,
+        files: &[(&str, &str)],
+    ) -> anyhow::Result<Agent> {
         let dir = Workdir::new("agent")?;
         let ports = AgentPorts::pick()?;
         let mut merged = json!({
@@ -135,11 +171,19 @@ impl Agent {
             config_dir.join("tribune.json"),
             serde_json::to_vec_pretty(&merged)?,
         )?;
-        let mut cmd = Command::new(process::tribune_bin()?);
-        cmd.arg("agent")
-            .arg(format!("-config-dir={}", config_dir.display()))
-            .current_dir(dir.path());
-        let agent = Agent::spawn(&node, ports, token, cmd, dir).await?;
+        for (name, contents) in files {
+            std::fs::write(config_dir.join(name), contents)
+                .with_context(|| format!("write config file {name}"))?;
+        }
+        let recipe = Recipe {
+            program: process::tribune_bin()?,
+            args: vec![
+                "agent".into(),
+                format!("-config-dir={}", config_dir.display()),
+            ],
+            is_server,
+        };
+        let agent = Agent::spawn(&node, ports, token, recipe, dir).await?;
         if is_server {
             agent.wait_for_leader_or_explain().await?;
         }
@@ -150,23 +194,31 @@ impl Agent {
         node: &str,
         ports: AgentPorts,
         token: Option<String>,
-        cmd: Command,
+        recipe: Recipe,
         dir: Workdir,
     ) -> anyhow::Result<Agent> {
-        let process = Spawned::spawn("agent", cmd, dir.path())?;
+        let process = Spawned::spawn("agent", recipe.command(dir.path()), dir.path())?;
         let mut agent = Agent {
             node: node.to_owned(),
             ports,
             token,
             client: http::client(),
+            recipe,
+            runs: 1,
             process,
             dir,
         };
+        agent.wait_ready().await?;
+        Ok(agent)
+    }
+
+    /// Waits until the current process answers `GET /v1/agent/self` with 200.
+    async fn wait_ready(&mut self) -> anyhow::Result<()> {
         let started = std::time::Instant::now();
         loop {
-            agent.process.ensure_running()?;
-            let last = match agent.http_get("/v1/agent/self").await {
-                Ok(reply) if reply.status == 200 => return Ok(agent),
+            self.process.ensure_running()?;
+            let last = match self.http_get("/v1/agent/self").await {
+                Ok(reply) if reply.status == 200 => return Ok(()),
                 Ok(reply) => format!("status {}: {}", reply.status, reply.text()),
                 Err(err) => format!("{err:#}"),
             };
@@ -174,9 +226,9 @@ impl Agent {
                 bail!(
                     "tribune agent (pid {}) did not answer GET /v1/agent/self with 200 within \
                      {STARTUP_TIMEOUT:?}; last: {last}; command: {}\n{}",
-                    agent.process.pid(),
-                    agent.process.command(),
-                    agent.process.output_tail()
+                    self.process.pid(),
+                    self.process.command(),
+                    self.process.output_tail()
                 );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -201,6 +253,50 @@ impl Agent {
         self.wait_for_leader()
             .await
             .map_err(|err| anyhow::anyhow!("{err:#}\n{}", self.process.output_tail()))
+    }
+
+    /// Kills the process with SIGKILL (no graceful shutdown) and reaps it.
+    pub fn kill(&mut self) -> anyhow::Result<()> {
+        self.process.kill()
+    }
+
+    /// Sends SIGTERM and waits up to `timeout` for the process to exit;
+    /// returns its exit status. Fails (leaving the process running, to be
+    /// killed on drop) if it does not exit in time.
+    pub async fn terminate(
+        &mut self,
+        timeout: Duration,
+    ) -> anyhow::Result<std::process::ExitStatus> {
+        self.process.signal(libc::SIGTERM)?;
+        self.process.wait_exit(timeout).await
+    }
+
+    /// Starts the agent again after [`Agent::kill`] or [`Agent::terminate`]:
+    /// the same command line, ports, config and data directories. Returns
+    /// once it answers and, for a server, knows a leader. Each run writes its
+    /// own log files (`agent-2.stderr`, ...).
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        if self.process.exited().is_none() {
+            bail!(
+                "restart: the agent (pid {}) is still running; kill or terminate it first",
+                self.process.pid()
+            );
+        }
+        self.runs += 1;
+        let name = format!("agent-{}", self.runs);
+        self.process =
+            Spawned::spawn(&name, self.recipe.command(self.dir.path()), self.dir.path())?;
+        self.wait_ready().await?;
+        if self.recipe.is_server {
+            self.wait_for_leader_or_explain().await?;
+        }
+        Ok(())
+    }
+
+    /// The directory the agent reads `*.json` config files from (agents
+    /// started with [`Agent::start_with_config`] only).
+    pub fn config_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("config")
     }
 
     /// The node name.
@@ -269,6 +365,31 @@ impl Agent {
         body: impl Into<reqwest::Body>,
     ) -> anyhow::Result<Reply> {
         Reply::send(self.request(Method::PUT, path).body(body)).await
+    }
+
+    /// `DELETE path`.
+    pub async fn http_delete(&self, path: &str) -> anyhow::Result<Reply> {
+        Reply::send(self.request(Method::DELETE, path)).await
+    }
+
+    /// Any verb, with a raw body.
+    pub async fn http(
+        &self,
+        method: Method,
+        path: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> anyhow::Result<Reply> {
+        Reply::send(self.request(method, path).body(body)).await
+    }
+
+    /// `GET path`, failing unless the answer is 200 with a JSON body.
+    pub async fn get_json(&self, path: &str) -> anyhow::Result<Value> {
+        self.http_get(path).await?.ensure_ok()?.json()
+    }
+
+    /// `PUT path` with a JSON body, failing unless the answer is 200.
+    pub async fn put_json_ok(&self, path: &str, body: &Value) -> anyhow::Result<Reply> {
+        self.http_put_json(path, body).await?.ensure_ok()
     }
 
     /// `PUT path` with a JSON body.

@@ -84,6 +84,19 @@ impl Reply {
         self.headers.get(name)?.to_str().ok()
     }
 
+    /// Fails unless the status is `code`, quoting the request and the body.
+    pub fn expect_status(self, code: u16) -> anyhow::Result<Reply> {
+        if self.status.as_u16() != code {
+            bail!(
+                "{}: expected {code}, got {}: {}",
+                self.request,
+                self.status,
+                self.text()
+            );
+        }
+        Ok(self)
+    }
+
     /// Fails unless the status is 200, quoting the request and the body.
     pub fn ensure_ok(self) -> anyhow::Result<Reply> {
         if self.status != StatusCode::OK {

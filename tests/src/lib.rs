@@ -13,6 +13,8 @@
 //! - [`wait`]: [`wait_until`], the only way a suite waits for something;
 //! - [`agent`]: [`Agent`], a running `tribune agent` (dev mode or from a
 //!   config directory) with `http_get`, `http_put` and blocking-query helpers;
+//! - [`stub`]: [`StatusServer`], a tiny HTTP server whose status a test sets
+//!   (the target of health checks);
 //! - [`scrape`]: node_exporter and the Prometheus-compatible scrapers that
 //!   discover targets through `consul_sd_configs`.
 //!
@@ -24,14 +26,23 @@ pub mod agent;
 pub mod http;
 pub mod process;
 pub mod scrape;
+pub mod stub;
 pub mod wait;
 
 pub use agent::{Agent, AgentPorts};
 pub use http::Reply;
 pub use process::Spawned;
 pub use scrape::{NodeExporter, Scraper, ScraperKind};
+pub use stub::StatusServer;
 pub use wait::wait_until;
 
 /// What to run when a program a suite needs is missing from this machine.
 pub const INSTALL_HINT: &str =
     "run scripts/install-test-deps.sh (as root) to install the programs the test suites need";
+
+/// Unwraps a harness result, panicking with the whole error chain (`{err:#}`)
+/// so the failure message says what was asked and what came back.
+#[track_caller]
+pub fn must<T>(result: anyhow::Result<T>) -> T {
+    result.unwrap_or_else(|err| panic!("{err:#}"))
+}

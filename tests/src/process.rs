@@ -201,6 +201,47 @@ impl Spawned {
         self.child.try_wait().ok().flatten()
     }
 
+    /// Kills the process with SIGKILL and reaps it (no-op if it already ended).
+    pub fn kill(&mut self) -> anyhow::Result<()> {
+        if self.exited().is_none() {
+            self.child
+                .kill()
+                .with_context(|| format!("kill {} (pid {})", self.name, self.pid()))?;
+        }
+        self.child
+            .wait()
+            .with_context(|| format!("reap {} (pid {})", self.name, self.pid()))?;
+        Ok(())
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGTERM`) to the process if it still runs.
+    pub fn signal(&mut self, signal: i32) -> anyhow::Result<()> {
+        if self.exited().is_some() {
+            bail!("{} (pid {}) has already exited", self.name, self.pid());
+        }
+        send_signal(self.child.id(), signal)
+            .with_context(|| format!("send signal {signal} to {} (pid {})", self.name, self.pid()))
+    }
+
+    /// Waits up to `timeout` for the process to exit and returns its status.
+    pub async fn wait_exit(&mut self, timeout: std::time::Duration) -> anyhow::Result<ExitStatus> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.exited() {
+                return Ok(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                bail!(
+                    "{} (pid {}) did not exit within {timeout:?}\n{}",
+                    self.name,
+                    self.pid(),
+                    self.output_tail()
+                );
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// Fails with the exit status and the output tail if the process has ended.
     pub fn ensure_running(&mut self) -> anyhow::Result<()> {
         match self.exited() {
@@ -255,6 +296,18 @@ fn tail_lines(path: &Path, n: usize) -> String {
     let text = String::from_utf8_lossy(&bytes);
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// kill(2) on a child this harness spawned and has not reaped yet (so the pid
+/// cannot have been reused).
+#[allow(unsafe_code)]
+fn send_signal(pid: u32, signal: i32) -> std::io::Result<()> {
+    let pid = libc::pid_t::try_from(pid).map_err(std::io::Error::other)?;
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    if unsafe { libc::kill(pid, signal) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Asks the kernel to SIGKILL the child when the spawning thread ends, so no

@@ -106,10 +106,13 @@ pub struct Client {
 
 impl Client {
     pub fn new(cfg: ClientConfig) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(15 * 60))
-            .build()
-            .unwrap_or_default();
+        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(15 * 60));
+        // Go's `http.ProxyFromEnvironment` never proxies loopback; reqwest would, and an
+        // `http_proxy` meant for the internet would then swallow every local agent call.
+        if is_loopback_url(&cfg.address) {
+            builder = builder.no_proxy();
+        }
+        let http = builder.build().unwrap_or_default();
         Client { cfg, http }
     }
 
@@ -689,6 +692,20 @@ fn kv_path(key: &str) -> String {
     )
 }
 
+/// Whether a base URL points at this machine (`localhost`, `127.0.0.0/8`, `::1`).
+fn is_loopback_url(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Go's client reads write results with `strings.Contains(body, "true")`.
 fn is_true(body: &[u8]) -> bool {
     String::from_utf8_lossy(body).contains("true")
@@ -743,6 +760,15 @@ mod tests {
         assert_eq!(escape_path("ç"), "%C3%A7");
         assert_eq!(kv_path("/foo/bar"), "/v1/kv/foo/bar");
         assert_eq!(kv_path(""), "/v1/kv/");
+    }
+
+    #[test]
+    fn loopback_detection() {
+        assert!(is_loopback_url("http://127.0.0.1:8500"));
+        assert!(is_loopback_url("http://localhost:8500/prefix"));
+        assert!(is_loopback_url("https://[::1]:8501"));
+        assert!(!is_loopback_url("http://10.0.0.1:8500"));
+        assert!(!is_loopback_url("http://consul.example:8500"));
     }
 
     #[test]

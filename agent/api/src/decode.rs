@@ -12,7 +12,9 @@
 //! too, so a `#[serde(alias = "args")]` written in normalised form catches `Args`, `args` and
 //! `script_args`-style spellings.
 
-use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{
+    self, DeserializeOwned, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Visitor,
+};
 use serde::forward_to_deserialize_any;
 use serde_json::{Map, Value};
 
@@ -156,7 +158,10 @@ struct Obj {
 
 impl Obj {
     fn new(map: Map<String, Value>) -> Self {
-        Obj { iter: map.into_iter(), value: None }
+        Obj {
+            iter: map.into_iter(),
+            value: None,
+        }
     }
 }
 
@@ -176,8 +181,14 @@ impl<'de> MapAccess<'de> for Obj {
         }
     }
 
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Self::Error> {
-        let value = self.value.take().ok_or_else(|| de::Error::custom("value is missing"))?;
+    fn next_value_seed<V: DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, Self::Error> {
+        let value = self
+            .value
+            .take()
+            .ok_or_else(|| de::Error::custom("value is missing"))?;
         seed.deserialize(Ci(value))
     }
 }
@@ -217,7 +228,11 @@ mod tests {
         .unwrap();
         assert_eq!(o.name, "web");
         assert!(o.enable_tag_override);
-        assert_eq!(o.meta.get("Env-Key").map(String::as_str), Some("x"), "map keys stay verbatim");
+        assert_eq!(
+            o.meta.get("Env-Key").map(String::as_str),
+            Some("x"),
+            "map keys stay verbatim"
+        );
         let c = o.check.unwrap();
         assert_eq!(c.id, "c1");
         assert_eq!(c.script_args, vec!["a"]);

@@ -47,13 +47,17 @@ pub fn parse_go_duration(s: &str) -> Result<Duration, DurationError> {
     }
     let mut total: f64 = 0.0;
     while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         if num_len == 0 {
             return Err(err());
         }
         let num: f64 = rest[..num_len].parse().map_err(|_| err())?;
         rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let unit = match &rest[..unit_len] {
             "ns" => 1e-9,
             "us" | "µs" | "μs" => 1e-6,
@@ -160,10 +164,19 @@ mod tests {
     fn parses_go_strings() {
         assert_eq!(parse_go_duration("10s").unwrap(), Duration::from_secs(10));
         assert_eq!(parse_go_duration("1m30s").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_go_duration("120000ms").unwrap(), Duration::from_secs(120));
-        assert_eq!(parse_go_duration("1.5h").unwrap(), Duration::from_secs(5400));
+        assert_eq!(
+            parse_go_duration("120000ms").unwrap(),
+            Duration::from_secs(120)
+        );
+        assert_eq!(
+            parse_go_duration("1.5h").unwrap(),
+            Duration::from_secs(5400)
+        );
         assert_eq!(parse_go_duration("0").unwrap(), Duration::ZERO);
-        assert_eq!(parse_go_duration("2h45m").unwrap(), Duration::from_secs(9900));
+        assert_eq!(
+            parse_go_duration("2h45m").unwrap(),
+            Duration::from_secs(9900)
+        );
         assert_eq!(parse_go_duration("1µs").unwrap(), Duration::from_micros(1));
         for bad in ["", "10", "ten", "10x", "s", "1..5s"] {
             assert!(parse_go_duration(bad).is_err(), "{bad:?} should fail");

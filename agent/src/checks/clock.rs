@@ -47,7 +47,10 @@ impl Default for ManualClock {
 impl ManualClock {
     pub fn new() -> ManualClock {
         let start = Instant::now();
-        ManualClock { start, now: watch::Sender::new(start) }
+        ManualClock {
+            start,
+            now: watch::Sender::new(start),
+        }
     }
 
     /// Moves time forward, waking every sleeper whose deadline is reached.

@@ -72,11 +72,17 @@ impl Damper {
                     return Verdict::Report(outcome);
                 }
                 if self.failures >= self.failures_before_warning {
-                    return Verdict::Report(Outcome { status: Status::Warning, ..outcome });
+                    return Verdict::Report(Outcome {
+                        status: Status::Warning,
+                        ..outcome
+                    });
                 }
             }
         }
-        Verdict::Hold { successes: self.successes, failures: self.failures }
+        Verdict::Hold {
+            successes: self.successes,
+            failures: self.failures,
+        }
     }
 }
 
@@ -130,7 +136,10 @@ mod tests {
         );
         // A failure in the middle resets the streak.
         assert_eq!(
-            run(&mut d, &[fail(), pass(), pass(), fail(), pass(), pass(), pass()]),
+            run(
+                &mut d,
+                &[fail(), pass(), pass(), fail(), pass(), pass(), pass()]
+            ),
             ["critical", "-", "-", "critical", "-", "-", "passing"]
         );
     }
@@ -139,7 +148,10 @@ mod tests {
     fn failures_before_critical() {
         let mut d = Damper::new(0, 0, 3);
         assert_eq!(
-            run(&mut d, &[pass(), fail(), fail(), fail(), fail(), pass(), fail()]),
+            run(
+                &mut d,
+                &[pass(), fail(), fail(), fail(), fail(), pass(), fail()]
+            ),
             ["passing", "-", "-", "critical", "critical", "passing", "-"]
         );
     }
@@ -151,7 +163,10 @@ mod tests {
         for o in [pass(), fail(), fail(), fail(), pass(), pass(), fail()] {
             reported.push(match d.observe(o) {
                 Verdict::Report(o) => format!("{}:{}", o.status, o.output),
-                Verdict::Hold { successes, failures } => format!("hold {successes}/{failures}"),
+                Verdict::Hold {
+                    successes,
+                    failures,
+                } => format!("hold {successes}/{failures}"),
             });
         }
         assert_eq!(

@@ -127,10 +127,16 @@ pub(crate) fn encode_request(service: &str) -> Bytes {
 pub(crate) fn decode_response(frame: &[u8]) -> Result<u64, String> {
     let malformed = || rpc_error(INTERNAL, "grpc: failed to unmarshal the received message");
     if frame.len() < 5 {
-        return Err(rpc_error(INTERNAL, "grpc: the server sent no response message"));
+        return Err(rpc_error(
+            INTERNAL,
+            "grpc: the server sent no response message",
+        ));
     }
     if frame[0] != 0 {
-        return Err(rpc_error(INTERNAL, "grpc: compressed responses are not supported"));
+        return Err(rpc_error(
+            INTERNAL,
+            "grpc: compressed responses are not supported",
+        ));
     }
     let len = u32::from_be_bytes([frame[1], frame[2], frame[3], frame[4]]) as usize;
     let message = frame.get(5..5 + len).ok_or_else(malformed)?;
@@ -148,7 +154,9 @@ pub(crate) fn decode_response(frame: &[u8]) -> Result<u64, String> {
             1 => at += 8,
             2 => {
                 let l = read_varint(message, &mut at).ok_or_else(malformed)?;
-                at = at.checked_add(usize::try_from(l).map_err(|_| malformed())?).ok_or_else(malformed)?;
+                at = at
+                    .checked_add(usize::try_from(l).map_err(|_| malformed())?)
+                    .ok_or_else(malformed)?;
             }
             5 => at += 4,
             _ => return Err(malformed()),
@@ -223,12 +231,20 @@ impl GrpcProbe {
         };
         let addrs = tokio::net::lookup_host(self.server.as_str())
             .await
-            .map_err(|e| dial_error(format!("dial tcp: lookup {}: {}", self.server, io_error_text(&e))))?;
+            .map_err(|e| {
+                dial_error(format!(
+                    "dial tcp: lookup {}: {}",
+                    self.server,
+                    io_error_text(&e)
+                ))
+            })?;
         let mut last = dial_error(format!("dial tcp: lookup {}: no such host", self.server));
         for addr in addrs {
             match TcpStream::connect(addr).await {
                 Ok(stream) => return Ok(stream),
-                Err(e) => last = dial_error(format!("dial tcp {addr}: connect: {}", io_error_text(&e))),
+                Err(e) => {
+                    last = dial_error(format!("dial tcp {addr}: connect: {}", io_error_text(&e)))
+                }
             }
         }
         Err(last)
@@ -250,7 +266,10 @@ impl GrpcProbe {
             .header(USER_AGENT, "Consul Health Check")
             .body(Full::new(encode_request(&self.service)))
             .map_err(|e| rpc_error(INTERNAL, e))?;
-        let response = sender.send_request(request).await.map_err(|e| rpc_error(UNAVAILABLE, e))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| rpc_error(UNAVAILABLE, e))?;
         let (parts, mut body) = response.into_parts();
         if parts.status != http::StatusCode::OK {
             return Err(rpc_error(
@@ -291,7 +310,12 @@ impl GrpcProbe {
             .get("grpc-status")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u32>().ok())
-            .ok_or_else(|| rpc_error(INTERNAL, "server closed the stream without sending trailers"))?;
+            .ok_or_else(|| {
+                rpc_error(
+                    INTERNAL,
+                    "server closed the stream without sending trailers",
+                )
+            })?;
         if code != 0 {
             let message = status_source
                 .get("grpc-message")
@@ -382,7 +406,8 @@ mod tests {
             while let Ok((stream, _)) = listener.accept().await {
                 let hung_tx = hung_tx.clone();
                 tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| health(req, hung_tx.clone()));
+                    let service =
+                        hyper::service::service_fn(move |req| health(req, hung_tx.clone()));
                     let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
@@ -395,7 +420,10 @@ mod tests {
     #[test]
     fn request_encoding() {
         assert_eq!(&encode_request("")[..], &[0, 0, 0, 0, 0]);
-        assert_eq!(&encode_request("web")[..], &[0, 0, 0, 0, 5, 0x0a, 3, b'w', b'e', b'b']);
+        assert_eq!(
+            &encode_request("web")[..],
+            &[0, 0, 0, 0, 5, 0x0a, 3, b'w', b'e', b'b']
+        );
         assert_eq!(decode_service(&encode_request("web")), "web");
     }
 
@@ -404,7 +432,10 @@ mod tests {
         assert_eq!(decode_response(&frame_with_status(1)).unwrap(), 1);
         assert_eq!(decode_response(&[0, 0, 0, 0, 0]).unwrap(), 0);
         // field 2 (string "ab"), then field 1 = 2
-        assert_eq!(decode_response(&[0, 0, 0, 0, 6, 0x12, 2, b'a', b'b', 0x08, 2]).unwrap(), 2);
+        assert_eq!(
+            decode_response(&[0, 0, 0, 0, 6, 0x12, 2, b'a', b'b', 0x08, 2]).unwrap(),
+            2
+        );
         assert!(decode_response(&[0, 0, 0, 0, 3, 0x12, 9, b'a']).is_err());
         assert!(decode_response(&[1, 0, 0, 0, 0]).is_err());
         assert!(decode_response(&[]).is_err());
@@ -422,23 +453,38 @@ mod tests {
     async fn serving_is_passing() {
         let (addr, _) = health_server().await;
         for target in [addr.clone(), format!("{addr}/ok")] {
-            let out = GrpcProbe::new(&target, Duration::from_secs(10)).run(&TokioClock).await;
-            assert_eq!(out, Outcome::passing(format!("gRPC check {target}: success")));
+            let out = GrpcProbe::new(&target, Duration::from_secs(10))
+                .run(&TokioClock)
+                .await;
+            assert_eq!(
+                out,
+                Outcome::passing(format!("gRPC check {target}: success"))
+            );
         }
     }
 
     #[tokio::test]
     async fn not_serving_is_critical() {
         let target = format!("{}/down", health_server().await.0);
-        let out = GrpcProbe::new(&target, Duration::from_secs(10)).run(&TokioClock).await;
-        assert_eq!(out, Outcome::critical(format!("gRPC {target} serving status: NOT_SERVING")));
+        let out = GrpcProbe::new(&target, Duration::from_secs(10))
+            .run(&TokioClock)
+            .await;
+        assert_eq!(
+            out,
+            Outcome::critical(format!("gRPC {target} serving status: NOT_SERVING"))
+        );
     }
 
     #[tokio::test]
     async fn error_status_is_critical() {
         let target = format!("{}/nosuch", health_server().await.0);
-        let out = GrpcProbe::new(&target, Duration::from_secs(10)).run(&TokioClock).await;
-        assert_eq!(out, Outcome::critical("rpc error: code = NotFound desc = unknown service"));
+        let out = GrpcProbe::new(&target, Duration::from_secs(10))
+            .run(&TokioClock)
+            .await;
+        assert_eq!(
+            out,
+            Outcome::critical("rpc error: code = NotFound desc = unknown service")
+        );
     }
 
     #[tokio::test]
@@ -446,7 +492,9 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         drop(listener);
-        let out = GrpcProbe::new(&addr.to_string(), Duration::from_secs(10)).run(&TokioClock).await;
+        let out = GrpcProbe::new(&addr.to_string(), Duration::from_secs(10))
+            .run(&TokioClock)
+            .await;
         assert_eq!(out.status, Status::Critical);
         assert_eq!(
             out.output,
@@ -461,9 +509,16 @@ mod tests {
         )
         .await;
         let target = server.base.trim_start_matches("http://").to_string();
-        let out = GrpcProbe::new(&target, Duration::from_secs(10)).run(&TokioClock).await;
+        let out = GrpcProbe::new(&target, Duration::from_secs(10))
+            .run(&TokioClock)
+            .await;
         assert_eq!(out.status, Status::Critical);
-        assert!(out.output.starts_with("rpc error: code = Unavailable desc = "), "{}", out.output);
+        assert!(
+            out.output
+                .starts_with("rpc error: code = Unavailable desc = "),
+            "{}",
+            out.output
+        );
     }
 
     #[tokio::test]
@@ -480,7 +535,9 @@ mod tests {
         clock.advance(Duration::from_secs(4));
         assert_eq!(
             run.await.unwrap(),
-            Outcome::critical("rpc error: code = DeadlineExceeded desc = context deadline exceeded")
+            Outcome::critical(
+                "rpc error: code = DeadlineExceeded desc = context deadline exceeded"
+            )
         );
     }
 }

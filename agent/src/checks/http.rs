@@ -50,17 +50,29 @@ struct Prepared {
 fn go_op(method: &str) -> String {
     let mut chars = method.chars();
     match chars.next() {
-        Some(first) => first.to_ascii_uppercase().to_string() + &chars.as_str().to_ascii_lowercase(),
+        Some(first) => {
+            first.to_ascii_uppercase().to_string() + &chars.as_str().to_ascii_lowercase()
+        }
         None => "Get".to_string(),
     }
 }
 
 impl HttpProbe {
     pub(crate) fn new(def: &CheckDefinition, timeout: Duration, max_output: usize) -> HttpProbe {
-        let method = if def.method.is_empty() { "GET".to_string() } else { def.method.clone() };
+        let method = if def.method.is_empty() {
+            "GET".to_string()
+        } else {
+            def.method.clone()
+        };
         let url = def.http.clone();
         let prepared = prepare(&method, &url, def);
-        HttpProbe { method, url, timeout, max_output, prepared }
+        HttpProbe {
+            method,
+            url,
+            timeout,
+            max_output,
+            prepared,
+        }
     }
 
     fn failed(&self, err: impl std::fmt::Display) -> Outcome {
@@ -80,15 +92,14 @@ impl HttpProbe {
             request = request.body(prepared.body.clone());
         }
         let deadline = clock.now() + self.timeout;
-        let mut response = match timeout_at(clock, deadline, request.send()).await {
-            Ok(Ok(response)) => response,
-            Ok(Err(err)) => return self.failed(describe(&err)),
-            Err(_) => {
-                return self.failed(
+        let mut response =
+            match timeout_at(clock, deadline, request.send()).await {
+                Ok(Ok(response)) => response,
+                Ok(Err(err)) => return self.failed(describe(&err)),
+                Err(_) => return self.failed(
                     "context deadline exceeded (Client.Timeout exceeded while awaiting headers)",
-                )
-            }
-        };
+                ),
+            };
 
         let code = response.status();
         let reason = response
@@ -176,7 +187,9 @@ fn prepare(method: &str, url: &str, def: &CheckDefinition) -> Result<Prepared, S
     let loopback = parsed.host_str().is_some_and(|host| {
         let host = host.trim_start_matches('[').trim_end_matches(']');
         host.eq_ignore_ascii_case("localhost")
-            || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
     });
     let mut builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -185,7 +198,13 @@ fn prepare(method: &str, url: &str, def: &CheckDefinition) -> Result<Prepared, S
         builder = builder.no_proxy();
     }
     let client = builder.build().map_err(|err| fail(err.to_string()))?;
-    Ok(Prepared { client, method: parsed_method, url: parsed, headers, body: def.body.clone() })
+    Ok(Prepared {
+        client,
+        method: parsed_method,
+        url: parsed,
+        headers,
+        body: def.body.clone(),
+    })
 }
 
 /// The most telling part of a reqwest error, in Go's words where they differ.
@@ -232,7 +251,10 @@ mod tests {
     use std::sync::Arc;
 
     fn def(url: &str) -> CheckDefinition {
-        CheckDefinition { http: url.to_string(), ..Default::default() }
+        CheckDefinition {
+            http: url.to_string(),
+            ..Default::default()
+        }
     }
 
     fn response(status_line: &str, body: &str) -> Vec<u8> {
@@ -249,11 +271,20 @@ mod tests {
         let url = format!("{}/health", server.base);
         let probe = HttpProbe::new(&def(&url), Duration::from_secs(10), 4096);
         let out = probe.run(&TokioClock).await;
-        assert_eq!(out, Outcome::passing(format!("HTTP GET {url}: 200 OK Output: all good")));
+        assert_eq!(
+            out,
+            Outcome::passing(format!("HTTP GET {url}: 200 OK Output: all good"))
+        );
         let request = server.requests.recv().await.unwrap().to_ascii_lowercase();
         assert!(request.starts_with("get /health http/1.1\r\n"), "{request}");
-        assert!(request.contains("\r\nuser-agent: consul health check\r\n"), "{request}");
-        assert!(request.contains("\r\naccept: text/plain, text/*, */*\r\n"), "{request}");
+        assert!(
+            request.contains("\r\nuser-agent: consul health check\r\n"),
+            "{request}"
+        );
+        assert!(
+            request.contains("\r\naccept: text/plain, text/*, */*\r\n"),
+            "{request}"
+        );
     }
 
     #[tokio::test]
@@ -262,21 +293,35 @@ mod tests {
         let url = format!("{}/x", server.base);
         let mut header = BTreeMap::new();
         header.insert("Accept".to_string(), vec!["application/json".to_string()]);
-        header.insert("X-Multi".to_string(), vec!["a".to_string(), "b".to_string()]);
+        header.insert(
+            "X-Multi".to_string(),
+            vec!["a".to_string(), "b".to_string()],
+        );
         let d = CheckDefinition {
             method: "POST".into(),
             header,
             body: "{\"ping\":1}".into(),
             ..def(&url)
         };
-        let out = HttpProbe::new(&d, Duration::from_secs(10), 4096).run(&TokioClock).await;
-        assert_eq!(out, Outcome::passing(format!("HTTP POST {url}: 201 Created Output: ")));
+        let out = HttpProbe::new(&d, Duration::from_secs(10), 4096)
+            .run(&TokioClock)
+            .await;
+        assert_eq!(
+            out,
+            Outcome::passing(format!("HTTP POST {url}: 201 Created Output: "))
+        );
         let request = server.requests.recv().await.unwrap();
         let lower = request.to_ascii_lowercase();
         assert!(lower.starts_with("post /x http/1.1\r\n"), "{request}");
-        assert!(lower.contains("\r\naccept: application/json\r\n"), "{request}");
+        assert!(
+            lower.contains("\r\naccept: application/json\r\n"),
+            "{request}"
+        );
         assert!(!lower.contains("text/plain"), "{request}");
-        assert!(lower.contains("\r\nx-multi: a\r\n") && lower.contains("\r\nx-multi: b\r\n"), "{request}");
+        assert!(
+            lower.contains("\r\nx-multi: a\r\n") && lower.contains("\r\nx-multi: b\r\n"),
+            "{request}"
+        );
         assert!(request.ends_with("\r\n\r\n{\"ping\":1}"), "{request}");
     }
 
@@ -284,10 +329,14 @@ mod tests {
     async fn too_many_requests_is_warning() {
         let server = raw_http_server(response("429 Too Many Requests", "slow down")).await;
         let url = format!("{}/", server.base);
-        let out = HttpProbe::new(&def(&url), Duration::from_secs(10), 4096).run(&TokioClock).await;
+        let out = HttpProbe::new(&def(&url), Duration::from_secs(10), 4096)
+            .run(&TokioClock)
+            .await;
         assert_eq!(
             out,
-            Outcome::warning(format!("HTTP GET {url}: 429 Too Many Requests Output: slow down"))
+            Outcome::warning(format!(
+                "HTTP GET {url}: 429 Too Many Requests Output: slow down"
+            ))
         );
     }
 
@@ -295,10 +344,14 @@ mod tests {
     async fn server_error_is_critical_with_its_reason() {
         let server = raw_http_server(response("503 Down For Maintenance", "later")).await;
         let url = format!("{}/", server.base);
-        let out = HttpProbe::new(&def(&url), Duration::from_secs(10), 4096).run(&TokioClock).await;
+        let out = HttpProbe::new(&def(&url), Duration::from_secs(10), 4096)
+            .run(&TokioClock)
+            .await;
         assert_eq!(
             out,
-            Outcome::critical(format!("HTTP GET {url}: 503 Down For Maintenance Output: later"))
+            Outcome::critical(format!(
+                "HTTP GET {url}: 503 Down For Maintenance Output: later"
+            ))
         );
     }
 
@@ -311,30 +364,56 @@ mod tests {
         );
         let mut server = raw_http_server(redirect.into_bytes()).await;
         let url = format!("{}/", server.base);
-        let out = HttpProbe::new(&def(&url), Duration::from_secs(10), 4096).run(&TokioClock).await;
-        assert_eq!(out, Outcome::critical(format!("HTTP GET {url}: 302 Found Output: ")));
+        let out = HttpProbe::new(&def(&url), Duration::from_secs(10), 4096)
+            .run(&TokioClock)
+            .await;
+        assert_eq!(
+            out,
+            Outcome::critical(format!("HTTP GET {url}: 302 Found Output: "))
+        );
         assert!(server.requests.recv().await.is_some());
-        assert!(target.requests.try_recv().is_err(), "the redirect target must not be contacted");
+        assert!(
+            target.requests.try_recv().is_err(),
+            "the redirect target must not be contacted"
+        );
     }
 
     #[tokio::test]
     async fn output_is_capped_at_max_size() {
-        let body: String = (0..1024 * 1024).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+        let body: String = (0..1024 * 1024)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
         let server = raw_http_server(response("200 OK", &body)).await;
         let url = format!("{}/", server.base);
-        let out = HttpProbe::new(&def(&url), Duration::from_secs(10), 4096).run(&TokioClock).await;
+        let out = HttpProbe::new(&def(&url), Duration::from_secs(10), 4096)
+            .run(&TokioClock)
+            .await;
         assert_eq!(out.status, Status::Passing);
-        assert_eq!(out.output, format!("HTTP GET {url}: 200 OK Output: {}", &body[..4096]));
+        assert_eq!(
+            out.output,
+            format!("HTTP GET {url}: 200 OK Output: {}", &body[..4096])
+        );
     }
 
     #[tokio::test]
     async fn endless_body_is_not_read_to_the_end() {
         let (base, closed) = streaming_server().await;
         let url = format!("{base}/");
-        let out = HttpProbe::new(&def(&url), Duration::from_secs(60), 100).run(&TokioClock).await;
-        assert_eq!(out, Outcome::passing(format!("HTTP GET {url}: 200 OK Output: {}", "x".repeat(100))));
+        let out = HttpProbe::new(&def(&url), Duration::from_secs(60), 100)
+            .run(&TokioClock)
+            .await;
+        assert_eq!(
+            out,
+            Outcome::passing(format!(
+                "HTTP GET {url}: 200 OK Output: {}",
+                "x".repeat(100)
+            ))
+        );
         // The server notices the probe hung up long before the 60 s timeout.
-        tokio::time::timeout(Duration::from_secs(30), closed).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(30), closed)
+            .await
+            .unwrap()
+            .unwrap();
     }
 
     #[tokio::test]
@@ -363,17 +442,23 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         drop(listener);
         let url = format!("http://{addr}/");
-        let out = HttpProbe::new(&def(&url), Duration::from_secs(10), 4096).run(&TokioClock).await;
+        let out = HttpProbe::new(&def(&url), Duration::from_secs(10), 4096)
+            .run(&TokioClock)
+            .await;
         assert_eq!(
             out,
-            Outcome::critical(format!("Get {url:?}: dial tcp {addr}: connect: connection refused"))
+            Outcome::critical(format!(
+                "Get {url:?}: dial tcp {addr}: connect: connection refused"
+            ))
         );
     }
 
     #[tokio::test]
     async fn https_is_critical_with_a_clear_output() {
         let url = "https://127.0.0.1:1/health";
-        let out = HttpProbe::new(&def(url), Duration::from_secs(10), 4096).run(&TokioClock).await;
+        let out = HttpProbe::new(&def(url), Duration::from_secs(10), 4096)
+            .run(&TokioClock)
+            .await;
         assert_eq!(out.status, Status::Critical);
         assert_eq!(
             out.output,
@@ -383,11 +468,22 @@ mod tests {
 
     #[tokio::test]
     async fn malformed_definitions_are_critical() {
-        let out = HttpProbe::new(&def("not a url"), Duration::from_secs(1), 4096).run(&TokioClock).await;
+        let out = HttpProbe::new(&def("not a url"), Duration::from_secs(1), 4096)
+            .run(&TokioClock)
+            .await;
         assert_eq!(out.status, Status::Critical);
-        assert!(out.output.starts_with("parse \"not a url\": "), "{}", out.output);
-        let bad_method = CheckDefinition { method: "GE T".into(), ..def("http://127.0.0.1:1/") };
-        let out = HttpProbe::new(&bad_method, Duration::from_secs(1), 4096).run(&TokioClock).await;
+        assert!(
+            out.output.starts_with("parse \"not a url\": "),
+            "{}",
+            out.output
+        );
+        let bad_method = CheckDefinition {
+            method: "GE T".into(),
+            ..def("http://127.0.0.1:1/")
+        };
+        let out = HttpProbe::new(&bad_method, Duration::from_secs(1), 4096)
+            .run(&TokioClock)
+            .await;
         assert_eq!(out, Outcome::critical("net/http: invalid method \"GE T\""));
     }
 }

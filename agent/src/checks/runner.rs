@@ -96,14 +96,21 @@ struct TtlEntry {
 
 /// How a check runs once validated.
 pub(crate) enum Plan {
-    Interval { interval: Duration, damper: Damper, probe: Probe },
-    Ttl { ttl: Duration, max_output: usize },
+    Interval {
+        interval: Duration,
+        damper: Damper,
+        probe: Probe,
+    },
+    Ttl {
+        ttl: Duration,
+        max_output: usize,
+    },
     /// Reported once, never re-run.
     Fixed(Outcome),
 }
 
 pub(crate) enum Probe {
-    Http(HttpProbe),
+    Http(Box<HttpProbe>),
     Tcp(TcpProbe),
     Udp(UdpProbe),
     Grpc(GrpcProbe),
@@ -149,7 +156,11 @@ pub(crate) fn random_stagger(interval: Duration) -> Duration {
 
 /// The agent's cap, lowered (never raised) by the check's own `OutputMaxSize`.
 pub(crate) fn effective_max_output(agent: usize, check: i64) -> usize {
-    let agent = if agent == 0 { DEFAULT_OUTPUT_MAX_SIZE } else { agent };
+    let agent = if agent == 0 {
+        DEFAULT_OUTPUT_MAX_SIZE
+    } else {
+        agent
+    };
     match usize::try_from(check) {
         Ok(check) if check > 0 && check < agent => check,
         _ => agent,
@@ -157,12 +168,17 @@ pub(crate) fn effective_max_output(agent: usize, check: i64) -> usize {
 }
 
 /// Consul's truncation of TTL outputs.
-fn cap_ttl_output(output: &str, max: usize) -> String {
+/// The output a TTL update keeps (Consul's cap); the local state applies the same rule.
+pub(crate) fn cap_ttl_output(output: &str, max: usize) -> String {
     if output.len() <= max {
         return output.to_string();
     }
     let kept = truncate_at_boundary(output, max);
-    format!("{kept} ... (captured {} of {} bytes)", kept.len(), output.len())
+    format!(
+        "{kept} ... (captured {} of {} bytes)",
+        kept.len(),
+        output.len()
+    )
 }
 
 fn ttl_expired_output(last_output: &str) -> String {
@@ -174,7 +190,12 @@ fn ttl_expired_output(last_output: &str) -> String {
 }
 
 /// Turns a validated definition into a plan.
-pub(crate) fn plan(check_id: &str, kind: CheckType, def: &CheckDefinition, opts: &RunnerOptions) -> Plan {
+pub(crate) fn plan(
+    check_id: &str,
+    kind: CheckType,
+    def: &CheckDefinition,
+    opts: &RunnerOptions,
+) -> Plan {
     let max_output = effective_max_output(opts.output_max_size, def.output_max_size);
     let timeout = |default: Duration| match def.timeout {
         Some(t) if !t.is_zero() => t.0,
@@ -205,13 +226,28 @@ pub(crate) fn plan(check_id: &str, kind: CheckType, def: &CheckDefinition, opts:
         probe,
     };
     match kind {
-        CheckType::Ttl => Plan::Ttl { ttl: def.ttl.map(|d| d.0).unwrap_or_default(), max_output },
-        CheckType::Http => every(Probe::Http(HttpProbe::new(def, timeout(DEFAULT_TIMEOUT), max_output))),
+        CheckType::Ttl => Plan::Ttl {
+            ttl: def.ttl.map(|d| d.0).unwrap_or_default(),
+            max_output,
+        },
+        CheckType::Http => {
+            let probe = HttpProbe::new(def, timeout(DEFAULT_TIMEOUT), max_output);
+            every(Probe::Http(Box::new(probe)))
+        }
         CheckType::Tcp if def.tcp_use_tls => Plan::Fixed(Outcome::critical(TCP_TLS_UNSUPPORTED)),
-        CheckType::Tcp => every(Probe::Tcp(TcpProbe { addr: def.tcp.clone(), timeout: timeout(DEFAULT_TIMEOUT) })),
-        CheckType::Udp => every(Probe::Udp(UdpProbe { addr: def.udp.clone(), timeout: timeout(DEFAULT_TIMEOUT) })),
+        CheckType::Tcp => every(Probe::Tcp(TcpProbe {
+            addr: def.tcp.clone(),
+            timeout: timeout(DEFAULT_TIMEOUT),
+        })),
+        CheckType::Udp => every(Probe::Udp(UdpProbe {
+            addr: def.udp.clone(),
+            timeout: timeout(DEFAULT_TIMEOUT),
+        })),
         CheckType::Grpc if def.grpc_use_tls => Plan::Fixed(Outcome::critical(GRPC_TLS_UNSUPPORTED)),
-        CheckType::Grpc => every(Probe::Grpc(GrpcProbe::new(&def.grpc, timeout(DEFAULT_TIMEOUT)))),
+        CheckType::Grpc => every(Probe::Grpc(GrpcProbe::new(
+            &def.grpc,
+            timeout(DEFAULT_TIMEOUT),
+        ))),
         CheckType::Script => every(Probe::Script(ScriptProbe {
             args: def.script_args.clone(),
             timeout: timeout(DEFAULT_SCRIPT_TIMEOUT),
@@ -231,7 +267,9 @@ impl Inner {
     /// Sends `outcome` if the registration is still current and it differs from the last
     /// update sent for the check.
     fn emit_locked(&self, state: &mut State, check_id: &str, generation: u64, outcome: Outcome) {
-        let Some(entry) = state.checks.get_mut(check_id) else { return };
+        let Some(entry) = state.checks.get_mut(check_id) else {
+            return;
+        };
         if entry.generation != generation {
             return;
         }
@@ -254,8 +292,11 @@ impl Inner {
             }
         }
         entry.last_sent = Some((outcome.status, outcome.output.clone()));
-        let update =
-            CheckUpdate { check_id: check_id.to_string(), status: outcome.status, output: outcome.output };
+        let update = CheckUpdate {
+            check_id: check_id.to_string(),
+            status: outcome.status,
+            output: outcome.output,
+        };
         if self.updates.send(update).is_err() {
             debug!(target: "checks", check_id, "Check update dropped: nobody is listening.");
         }
@@ -279,13 +320,17 @@ impl Inner {
 
     fn expire_ttl(&self, check_id: &str, generation: u64) {
         let mut state = self.lock();
-        let Some(entry) = state.checks.get_mut(check_id) else { return };
+        let Some(entry) = state.checks.get_mut(check_id) else {
+            return;
+        };
         if entry.generation != generation {
             return;
         }
-        let Some(ttl) = entry.ttl.as_mut() else { return };
+        let Some(ttl) = entry.ttl.as_mut() else {
+            return;
+        };
         // An update may have moved the deadline while this task was waking up.
-        if !ttl.deadline.is_some_and(|d| d <= self.clock.now()) {
+        if ttl.deadline.is_none_or(|d| d > self.clock.now()) {
             return;
         }
         ttl.deadline = None;
@@ -315,7 +360,8 @@ async fn sleep_until_some(clock: &dyn Clock, deadline: Option<Instant>) {
 struct IntervalTask {
     check_id: String,
     generation: u64,
-    first_run: Duration,
+    /// When the first run is due, fixed at registration.
+    first_run: Instant,
     interval: Duration,
     damper: Damper,
     probe: Probe,
@@ -324,9 +370,17 @@ struct IntervalTask {
 }
 
 async fn interval_loop(inner: Weak<Inner>, task: IntervalTask) {
-    let IntervalTask { check_id, generation, first_run, interval, mut damper, mut probe, clock, cancel } =
-        task;
-    let mut next = clock.now() + first_run;
+    let IntervalTask {
+        check_id,
+        generation,
+        first_run,
+        interval,
+        mut damper,
+        mut probe,
+        clock,
+        cancel,
+    } = task;
+    let mut next = first_run;
     loop {
         tokio::select! {
             biased;
@@ -343,7 +397,10 @@ async fn interval_loop(inner: Weak<Inner>, task: IntervalTask) {
                 let Some(inner) = inner.upgrade() else { return };
                 inner.emit(&check_id, generation, outcome);
             }
-            Verdict::Hold { successes, failures } => {
+            Verdict::Hold {
+                successes,
+                failures,
+            } => {
                 debug!(target: "checks", successes, failures, "Check result held back by flap damping.");
             }
         }
@@ -439,7 +496,12 @@ impl Runner {
             _ => None,
         };
         let wake = ttl.as_ref().map(|t| t.wake.clone());
-        let entry = Entry { generation, cancel: cancel.clone(), ttl, last_sent: None };
+        let entry = Entry {
+            generation,
+            cancel: cancel.clone(),
+            ttl,
+            last_sent: None,
+        };
         if let Some(old) = state.checks.insert(check_id.to_string(), entry) {
             old.cancel.cancel();
             debug!(target: "checks", check_id, "Stopped the previous registration of the check.");
@@ -451,18 +513,24 @@ impl Runner {
         let id = check_id.to_string();
         match plan {
             Plan::Fixed(outcome) => inner.emit_locked(&mut state, check_id, generation, outcome),
-            Plan::Interval { interval, damper, probe } => {
+            Plan::Interval {
+                interval,
+                damper,
+                probe,
+            } => {
                 let task = IntervalTask {
                     check_id: id,
                     generation,
-                    first_run: (inner.stagger)(interval),
+                    first_run: inner.clock.now() + (inner.stagger)(interval),
                     interval,
                     damper,
                     probe,
                     clock: inner.clock.clone(),
                     cancel,
                 };
-                inner.tracker.spawn(interval_loop(weak, task).instrument(span));
+                inner
+                    .tracker
+                    .spawn(interval_loop(weak, task).instrument(span));
             }
             Plan::Ttl { .. } => {
                 if let Some(wake) = wake {
@@ -485,7 +553,12 @@ impl Runner {
     /// Sets a TTL check's status and output (`pass`/`warn`/`fail`/`update`), restarts its
     /// TTL and emits the update if it changed anything. Output longer than the cap is cut
     /// as Consul does: `<head> ... (captured N of M bytes)`.
-    pub fn update_ttl(&self, check_id: &str, status: Status, output: &str) -> Result<(), CheckError> {
+    pub fn update_ttl(
+        &self,
+        check_id: &str,
+        status: Status,
+        output: &str,
+    ) -> Result<(), CheckError> {
         let inner = &self.inner;
         let mut state = inner.lock();
         let no_ttl = || CheckError::NoTtl(check_id.to_string());
@@ -580,33 +653,51 @@ mod tests {
             outcomes: Vec<Outcome>,
         ) -> UnboundedReceiver<()> {
             let (started, runs) = unbounded_channel();
-            let probe = Probe::Scripted { queue: VecDeque::from(outcomes), started };
-            let plan = Plan::Interval { interval: Duration::from_secs(interval), damper, probe };
+            let probe = Probe::Scripted {
+                queue: VecDeque::from(outcomes),
+                started,
+            };
+            let plan = Plan::Interval {
+                interval: Duration::from_secs(interval),
+                damper,
+                probe,
+            };
             self.runner.start(id, CheckType::Http, plan);
             runs
         }
 
-        /// Drives a scripted check through `runs` runs and returns what each one emitted.
-        /// A run has reported once the next one started.
+        /// Drives a scripted check through `runs` runs, one interval apart, and returns
+        /// what each run emitted.
         async fn per_run(
             &mut self,
             started: &mut UnboundedReceiver<()>,
             interval: u64,
             runs: usize,
         ) -> Vec<Vec<(Status, String)>> {
-            soon(started).await;
             let mut emitted = Vec::new();
-            for _ in 0..runs {
-                self.clock.advance(Duration::from_secs(interval));
+            for run in 0..runs {
+                if run > 0 {
+                    self.clock.advance(Duration::from_secs(interval));
+                }
                 soon(started).await;
-                emitted.push(self.drain().into_iter().map(|u| (u.status, u.output)).collect());
+                settle().await;
+                emitted.push(
+                    self.drain()
+                        .into_iter()
+                        .map(|u| (u.status, u.output))
+                        .collect(),
+                );
             }
             emitted
         }
     }
 
     fn update(id: &str, status: Status, output: &str) -> CheckUpdate {
-        CheckUpdate { check_id: id.to_string(), status, output: output.to_string() }
+        CheckUpdate {
+            check_id: id.to_string(),
+            status,
+            output: output.to_string(),
+        }
     }
 
     fn sent(status: Status, output: &str) -> Vec<(Status, String)> {
@@ -658,7 +749,14 @@ mod tests {
             "db",
             5,
             Damper::new(0, 0, 2),
-            vec![ok.clone(), down.clone(), ok.clone(), down.clone(), down.clone(), ok.clone()],
+            vec![
+                ok.clone(),
+                down.clone(),
+                ok.clone(),
+                down.clone(),
+                down.clone(),
+                ok.clone(),
+            ],
         );
         let emitted = h.per_run(&mut started, 5, 6).await;
         assert_eq!(
@@ -677,19 +775,38 @@ mod tests {
     #[tokio::test]
     async fn output_only_changes_are_emitted() {
         let mut h = harness();
-        let outcomes = vec![Outcome::passing("a"), Outcome::passing("a"), Outcome::passing("b")];
+        let outcomes = vec![
+            Outcome::passing("a"),
+            Outcome::passing("a"),
+            Outcome::passing("b"),
+        ];
         let mut started = h.scripted("web", 10, Damper::new(0, 0, 0), outcomes);
         let emitted = h.per_run(&mut started, 10, 3).await;
-        assert_eq!(emitted, vec![sent(Status::Passing, "a"), vec![], sent(Status::Passing, "b")]);
+        assert_eq!(
+            emitted,
+            vec![
+                sent(Status::Passing, "a"),
+                vec![],
+                sent(Status::Passing, "b")
+            ]
+        );
     }
 
     #[tokio::test]
     async fn runs_are_an_interval_apart() {
         let h = harness();
-        let mut started = h.scripted("web", 10, Damper::new(0, 0, 0), vec![Outcome::passing("x"); 5]);
+        let mut started = h.scripted(
+            "web",
+            10,
+            Damper::new(0, 0, 0),
+            vec![Outcome::passing("x"); 5],
+        );
         soon(&mut started).await;
         h.advance(9).await;
-        assert!(started.try_recv().is_err(), "ran before the interval was up");
+        assert!(
+            started.try_recv().is_err(),
+            "ran before the interval was up"
+        );
         h.advance(1).await;
         soon(&mut started).await;
     }
@@ -698,10 +815,16 @@ mod tests {
     async fn first_run_is_staggered_within_the_interval() {
         let (tx, _rx) = unbounded_channel();
         let clock = Arc::new(ManualClock::new());
-        let runner = Runner::with_clock(RunnerOptions::default(), tx, clock.clone(), random_stagger);
-        let h = Harness { runner, rx: unbounded_channel().1, clock };
+        let runner =
+            Runner::with_clock(RunnerOptions::default(), tx, clock.clone(), random_stagger);
+        let h = Harness {
+            runner,
+            rx: unbounded_channel().1,
+            clock,
+        };
         let mut started = h.scripted("a", 30, Damper::new(0, 0, 0), vec![Outcome::passing("x")]);
-        h.clock.advance(Duration::from_secs(30) - Duration::from_nanos(1));
+        h.clock
+            .advance(Duration::from_secs(30) - Duration::from_nanos(1));
         soon(&mut started).await;
         for _ in 0..1000 {
             assert!(random_stagger(Duration::from_secs(2)) < Duration::from_secs(2));
@@ -720,7 +843,10 @@ mod tests {
             Plan::Interval { interval, .. } => assert_eq!(interval, MIN_INTERVAL),
             _ => panic!("expected an interval plan"),
         }
-        let def = CheckDefinition { interval: secs(15), ..def };
+        let def = CheckDefinition {
+            interval: secs(15),
+            ..def
+        };
         match plan("t", CheckType::Tcp, &def, &RunnerOptions::default()) {
             Plan::Interval { interval, .. } => assert_eq!(interval, Duration::from_secs(15)),
             _ => panic!("expected an interval plan"),
@@ -729,9 +855,16 @@ mod tests {
 
     #[test]
     fn timeouts_default_like_consul() {
-        let tcp = CheckDefinition { tcp: "x:1".into(), interval: secs(10), ..Default::default() };
+        let tcp = CheckDefinition {
+            tcp: "x:1".into(),
+            interval: secs(10),
+            ..Default::default()
+        };
         match plan("t", CheckType::Tcp, &tcp, &RunnerOptions::default()) {
-            Plan::Interval { probe: Probe::Tcp(p), .. } => assert_eq!(p.timeout, DEFAULT_TIMEOUT),
+            Plan::Interval {
+                probe: Probe::Tcp(p),
+                ..
+            } => assert_eq!(p.timeout, DEFAULT_TIMEOUT),
             _ => panic!("expected a TCP probe"),
         }
         let script = CheckDefinition {
@@ -741,15 +874,24 @@ mod tests {
             ..Default::default()
         };
         match plan("s", CheckType::Script, &script, &RunnerOptions::default()) {
-            Plan::Interval { probe: Probe::Script(p), .. } => {
+            Plan::Interval {
+                probe: Probe::Script(p),
+                ..
+            } => {
                 assert_eq!(p.timeout, DEFAULT_SCRIPT_TIMEOUT);
                 assert_eq!(p.max_output, 100);
             }
             _ => panic!("expected a script probe"),
         }
-        let script = CheckDefinition { timeout: secs(3), ..script };
+        let script = CheckDefinition {
+            timeout: secs(3),
+            ..script
+        };
         match plan("s", CheckType::Script, &script, &RunnerOptions::default()) {
-            Plan::Interval { probe: Probe::Script(p), .. } => {
+            Plan::Interval {
+                probe: Probe::Script(p),
+                ..
+            } => {
                 assert_eq!(p.timeout, Duration::from_secs(3))
             }
             _ => panic!("expected a script probe"),
@@ -765,17 +907,27 @@ mod tests {
     }
 
     fn ttl_def(ttl: u64) -> CheckDefinition {
-        CheckDefinition { name: "app".into(), ttl: secs(ttl), ..Default::default() }
+        CheckDefinition {
+            name: "app".into(),
+            ttl: secs(ttl),
+            ..Default::default()
+        }
     }
 
     #[tokio::test]
     async fn ttl_expires_without_output() {
         let mut h = harness();
-        assert_eq!(h.runner.add("app", &ttl_def(30), false).unwrap(), CheckType::Ttl);
+        assert_eq!(
+            h.runner.add("app", &ttl_def(30), false).unwrap(),
+            CheckType::Ttl
+        );
         h.advance(29).await;
         assert_eq!(h.drain(), vec![]);
         h.advance(1).await;
-        assert_eq!(h.drain(), vec![update("app", Status::Critical, "TTL expired")]);
+        assert_eq!(
+            h.drain(),
+            vec![update("app", Status::Critical, "TTL expired")]
+        );
         // Expired once; nothing more until the next update.
         h.advance(3600).await;
         assert_eq!(h.drain(), vec![]);
@@ -785,7 +937,9 @@ mod tests {
     async fn ttl_expiry_carries_the_last_output() {
         let mut h = harness();
         h.runner.add("app", &ttl_def(30), false).unwrap();
-        h.runner.update_ttl("app", Status::Passing, "all good").unwrap();
+        h.runner
+            .update_ttl("app", Status::Passing, "all good")
+            .unwrap();
         assert_eq!(h.drain(), vec![update("app", Status::Passing, "all good")]);
         h.advance(30).await;
         assert_eq!(
@@ -803,7 +957,10 @@ mod tests {
         h.advance(29).await;
         assert_eq!(h.drain(), vec![]);
         h.advance(1).await;
-        assert_eq!(h.drain(), vec![update("app", Status::Critical, "TTL expired")]);
+        assert_eq!(
+            h.drain(),
+            vec![update("app", Status::Critical, "TTL expired")]
+        );
     }
 
     #[tokio::test]
@@ -823,15 +980,24 @@ mod tests {
         h.advance(1).await; // t=70
         assert_eq!(
             h.drain(),
-            vec![update("app", Status::Critical, "TTL expired (last output before timeout follows): ok")]
+            vec![update(
+                "app",
+                Status::Critical,
+                "TTL expired (last output before timeout follows): ok"
+            )]
         );
     }
 
     #[tokio::test]
     async fn ttl_output_is_capped_like_consul() {
-        let mut h = harness_with(RunnerOptions { output_max_size: 10, ..Default::default() });
+        let mut h = harness_with(RunnerOptions {
+            output_max_size: 10,
+            ..Default::default()
+        });
         h.runner.add("app", &ttl_def(30), false).unwrap();
-        h.runner.update_ttl("app", Status::Passing, "0123456789abcdef").unwrap();
+        h.runner
+            .update_ttl("app", Status::Passing, "0123456789abcdef")
+            .unwrap();
         let u = h.drain().pop().unwrap();
         assert_eq!(u.output, "0123456789 ... (captured 10 of 16 bytes)");
     }
@@ -839,19 +1005,37 @@ mod tests {
     #[tokio::test]
     async fn update_ttl_needs_a_ttl_check() {
         let h = harness();
-        let err = h.runner.update_ttl("nope", Status::Passing, "").unwrap_err();
+        let err = h
+            .runner
+            .update_ttl("nope", Status::Passing, "")
+            .unwrap_err();
         assert_eq!(err, CheckError::NoTtl("nope".into()));
-        assert_eq!(err.to_string(), "CheckID \"nope\" does not have associated TTL");
-        let tcp = CheckDefinition { tcp: "127.0.0.1:1".into(), interval: secs(10), ..Default::default() };
+        assert_eq!(
+            err.to_string(),
+            "CheckID \"nope\" does not have associated TTL"
+        );
+        let tcp = CheckDefinition {
+            tcp: "127.0.0.1:1".into(),
+            interval: secs(10),
+            ..Default::default()
+        };
         h.runner.add("tcp", &tcp, false).unwrap();
-        assert_eq!(h.runner.update_ttl("tcp", Status::Passing, ""), Err(CheckError::NoTtl("tcp".into())));
+        assert_eq!(
+            h.runner.update_ttl("tcp", Status::Passing, ""),
+            Err(CheckError::NoTtl("tcp".into()))
+        );
     }
 
     #[tokio::test]
     async fn removed_checks_go_quiet() {
         let mut h = harness();
         h.runner.add("app", &ttl_def(30), false).unwrap();
-        let mut started = h.scripted("web", 10, Damper::new(0, 0, 0), vec![Outcome::passing("x"); 100]);
+        let mut started = h.scripted(
+            "web",
+            10,
+            Damper::new(0, 0, 0),
+            vec![Outcome::passing("x"); 100],
+        );
         soon(&mut started).await;
         assert_eq!(h.drain(), vec![update("web", Status::Passing, "x")]);
         h.runner.remove("app");
@@ -874,7 +1058,10 @@ mod tests {
         h.advance(79).await;
         assert_eq!(h.drain(), vec![]);
         h.advance(1).await; // t=110
-        assert_eq!(h.drain(), vec![update("app", Status::Critical, "TTL expired")]);
+        assert_eq!(
+            h.drain(),
+            vec![update("app", Status::Critical, "TTL expired")]
+        );
     }
 
     #[tokio::test]
@@ -890,7 +1077,10 @@ mod tests {
         // The runner still works afterwards.
         h.runner.add("a", &ttl_def(5), false).unwrap();
         h.advance(5).await;
-        assert_eq!(h.drain(), vec![update("a", Status::Critical, "TTL expired")]);
+        assert_eq!(
+            h.drain(),
+            vec![update("a", Status::Critical, "TTL expired")]
+        );
         h.runner.add("a", &ttl_def(5), false).unwrap();
         h.runner.stop_all();
         h.advance(3600).await;
@@ -899,18 +1089,30 @@ mod tests {
 
     #[tokio::test]
     async fn dropping_the_runner_stops_everything() {
-        let Harness { runner, mut rx, clock } = harness();
+        let Harness {
+            runner,
+            mut rx,
+            clock,
+        } = harness();
         runner.add("a", &ttl_def(30), false).unwrap();
         drop(runner);
         clock.advance(Duration::from_secs(3600));
         // The sender lived in the runner: the channel closes without a TTL expiry.
-        assert_eq!(tokio::time::timeout(Duration::from_secs(20), rx.recv()).await.unwrap(), None);
+        assert_eq!(
+            tokio::time::timeout(Duration::from_secs(20), rx.recv())
+                .await
+                .unwrap(),
+            None
+        );
     }
 
     #[tokio::test]
     async fn alias_wasm_and_tls_report_not_supported() {
         let mut h = harness();
-        let alias = CheckDefinition { alias_service: "web".into(), ..Default::default() };
+        let alias = CheckDefinition {
+            alias_service: "web".into(),
+            ..Default::default()
+        };
         assert_eq!(h.runner.add("al", &alias, false).unwrap(), CheckType::Alias);
         let wasm = CheckDefinition {
             wasm: Some(serde_json::json!({"plugin": "p"})),
@@ -931,7 +1133,10 @@ mod tests {
             interval: secs(10),
             ..Default::default()
         };
-        assert_eq!(h.runner.add("gtls", &grpc_tls, false).unwrap(), CheckType::Grpc);
+        assert_eq!(
+            h.runner.add("gtls", &grpc_tls, false).unwrap(),
+            CheckType::Grpc
+        );
         assert_eq!(
             h.drain(),
             vec![
@@ -953,8 +1158,14 @@ mod tests {
             interval: secs(10),
             ..Default::default()
         };
-        assert_eq!(h.runner.add("s", &script, false), Err(CheckError::ScriptsDisabled));
-        assert_eq!(h.runner.add("s", &script, true), Err(CheckError::LocalScriptsDisabled));
+        assert_eq!(
+            h.runner.add("s", &script, false),
+            Err(CheckError::ScriptsDisabled)
+        );
+        assert_eq!(
+            h.runner.add("s", &script, true),
+            Err(CheckError::LocalScriptsDisabled)
+        );
         assert!(matches!(
             h.runner.add("x", &CheckDefinition::default(), true),
             Err(CheckError::Invalid(_))
@@ -970,23 +1181,44 @@ mod tests {
         .await;
         let url = format!("{}/health", server.base);
         let mut h = harness();
-        let def = CheckDefinition { http: url.clone(), interval: secs(10), ..Default::default() };
+        let def = CheckDefinition {
+            http: url.clone(),
+            interval: secs(10),
+            ..Default::default()
+        };
         assert_eq!(h.runner.add("web", &def, false).unwrap(), CheckType::Http);
         let u = soon(&mut h.rx).await;
-        assert_eq!(u, update("web", Status::Passing, &format!("HTTP GET {url}: 200 OK Output: ok")));
+        assert_eq!(
+            u,
+            update(
+                "web",
+                Status::Passing,
+                &format!("HTTP GET {url}: 200 OK Output: ok")
+            )
+        );
         h.runner.shutdown().await;
     }
 
     #[tokio::test]
     async fn script_check_end_to_end() {
-        let mut h = harness_with(RunnerOptions { enable_local_script_checks: true, ..Default::default() });
+        let mut h = harness_with(RunnerOptions {
+            enable_local_script_checks: true,
+            ..Default::default()
+        });
         let def = CheckDefinition {
-            script_args: vec!["/bin/sh".into(), "-c".into(), "echo degraded; exit 1".into()],
+            script_args: vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                "echo degraded; exit 1".into(),
+            ],
             interval: secs(10),
             ..Default::default()
         };
         assert_eq!(h.runner.add("s", &def, true).unwrap(), CheckType::Script);
-        assert_eq!(soon(&mut h.rx).await, update("s", Status::Warning, "degraded\n"));
+        assert_eq!(
+            soon(&mut h.rx).await,
+            update("s", Status::Warning, "degraded\n")
+        );
         h.runner.shutdown().await;
     }
 }

@@ -39,7 +39,11 @@ struct TailBuffer {
 
 impl TailBuffer {
     fn new(cap: usize) -> TailBuffer {
-        TailBuffer { cap: cap.max(1), buf: VecDeque::new(), total: 0 }
+        TailBuffer {
+            cap: cap.max(1),
+            buf: VecDeque::new(),
+            total: 0,
+        }
     }
 
     fn write(&mut self, data: &[u8]) {
@@ -86,7 +90,9 @@ impl Drop for ProcessGroup {
 fn kill_process_group(pgid: i32) -> io::Result<()> {
     // kill(-1) would signal every process we may signal, kill(0) our own group.
     if pgid <= 1 {
-        return Err(io::Error::other(format!("refusing to kill process group {pgid}")));
+        return Err(io::Error::other(format!(
+            "refusing to kill process group {pgid}"
+        )));
     }
     // SAFETY: kill(2) takes two integers and touches no memory of ours. A negative pid
     // addresses the process group whose leader is the script we spawned with
@@ -127,9 +133,13 @@ impl ScriptProbe {
         drop(command);
         let mut child = match spawned {
             Ok(child) => child,
-            Err(err) => return Outcome::critical(format!("exec: {program:?}: {}", io_error_text(&err))),
+            Err(err) => {
+                return Outcome::critical(format!("exec: {program:?}: {}", io_error_text(&err)))
+            }
         };
-        let mut group = ProcessGroup { pgid: child.id().and_then(|pid| i32::try_from(pid).ok()) };
+        let mut group = ProcessGroup {
+            pgid: child.id().and_then(|pid| i32::try_from(pid).ok()),
+        };
         let mut receiver = match pipe::Receiver::from_owned_fd(OwnedFd::from(reader)) {
             Ok(r) => r,
             Err(err) => return Outcome::critical(format!("pipe: {}", io_error_text(&err))),
@@ -164,7 +174,10 @@ impl ScriptProbe {
                 }
                 // Wait for the exit so that two runs of one check never overlap.
                 let _ = child.wait().await;
-                let mut text = format!("Timed out ({}) running check", format_go_duration(self.timeout));
+                let mut text = format!(
+                    "Timed out ({}) running check",
+                    format_go_duration(self.timeout)
+                );
                 let captured = output.render();
                 if !captured.is_empty() {
                     text.push_str("\n\n");
@@ -200,15 +213,29 @@ mod tests {
 
     #[tokio::test]
     async fn exit_codes_map_to_statuses() {
-        assert_eq!(probe("echo fine").run(&TokioClock).await, Outcome::passing("fine\n"));
-        assert_eq!(probe("echo meh; exit 1").run(&TokioClock).await, Outcome::warning("meh\n"));
-        assert_eq!(probe("echo bad; exit 2").run(&TokioClock).await, Outcome::critical("bad\n"));
-        assert_eq!(probe("kill -9 $$").run(&TokioClock).await, Outcome::critical(""));
+        assert_eq!(
+            probe("echo fine").run(&TokioClock).await,
+            Outcome::passing("fine\n")
+        );
+        assert_eq!(
+            probe("echo meh; exit 1").run(&TokioClock).await,
+            Outcome::warning("meh\n")
+        );
+        assert_eq!(
+            probe("echo bad; exit 2").run(&TokioClock).await,
+            Outcome::critical("bad\n")
+        );
+        assert_eq!(
+            probe("kill -9 $$").run(&TokioClock).await,
+            Outcome::critical("")
+        );
     }
 
     #[tokio::test]
     async fn stdout_and_stderr_are_combined_in_order() {
-        let out = probe("echo one; echo two >&2; echo three").run(&TokioClock).await;
+        let out = probe("echo one; echo two >&2; echo three")
+            .run(&TokioClock)
+            .await;
         assert_eq!(out, Outcome::passing("one\ntwo\nthree\n"));
     }
 
@@ -243,21 +270,29 @@ mod tests {
     async fn output_keeps_the_tail_when_capped() {
         let mut p = probe("printf 'abcdefghij'; printf 'KLMNOP' >&2");
         p.max_output = 4;
-        assert_eq!(p.run(&TokioClock).await, Outcome::passing("Captured 4 of 16 bytes\n...\nMNOP"));
+        assert_eq!(
+            p.run(&TokioClock).await,
+            Outcome::passing("Captured 4 of 16 bytes\n...\nMNOP")
+        );
     }
 
     #[tokio::test]
     async fn large_output_does_not_block_the_script() {
         let mut p = probe("head -c 1048576 /dev/zero | tr '\\0' 'z'; echo; echo end");
         p.max_output = 8;
-        assert_eq!(p.run(&TokioClock).await, Outcome::passing("Captured 8 of 1048581 bytes\n...\nzzz\nend\n"));
+        assert_eq!(
+            p.run(&TokioClock).await,
+            Outcome::passing("Captured 8 of 1048581 bytes\n...\nzzz\nend\n")
+        );
     }
 
     /// Whether `pid` is gone (or a zombie waiting for an init that may never reap it).
     fn dead(pid: &str) -> bool {
         match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
             Err(_) => true,
-            Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')),
+            Ok(stat) => stat
+                .rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('Z')),
         }
     }
 
@@ -279,17 +314,30 @@ mod tests {
             async move { p.run(&*clock).await }
         });
         while !pid_file.exists() {
-            assert!(started.elapsed() < Duration::from_secs(20), "the script never started");
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "the script never started"
+            );
             tokio::task::yield_now().await;
         }
         clock.advance(Duration::from_secs(2));
         let out = run.await.unwrap();
         assert_eq!(out.status, Status::Critical);
-        assert!(out.output.starts_with("Timed out (2s) running check"), "{}", out.output);
-        let sleep_pid = std::fs::read_to_string(&pid_file).unwrap().trim().to_string();
+        assert!(
+            out.output.starts_with("Timed out (2s) running check"),
+            "{}",
+            out.output
+        );
+        let sleep_pid = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .to_string();
         // `sleep` was in the script's process group, so it died with the shell.
         while !dead(&sleep_pid) {
-            assert!(started.elapsed() < Duration::from_secs(20), "sleep {sleep_pid} survived");
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "sleep {sleep_pid} survived"
+            );
             std::thread::yield_now();
         }
     }

@@ -47,7 +47,9 @@ impl TcpProbe {
     }
 
     async fn connect(&self) -> Result<TcpStream, String> {
-        let addrs = resolve(&self.addr).await.map_err(|e| format!("dial tcp: {e}"))?;
+        let addrs = resolve(&self.addr)
+            .await
+            .map_err(|e| format!("dial tcp: {e}"))?;
         let mut last = String::new();
         for addr in addrs {
             match TcpStream::connect(addr).await {
@@ -76,8 +78,14 @@ impl UdpProbe {
             Err(_) => return success(),
         };
         let describe = |op: &str, err: &std::io::Error| {
-            let local = socket.local_addr().map(|a| a.to_string()).unwrap_or_default();
-            let peer = socket.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+            let local = socket
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            let peer = socket
+                .peer_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
             format!("{op} udp {local}->{peer}: {op}: {}", io_error_text(err))
         };
         if let Err(err) = socket.send(&[]).await {
@@ -91,7 +99,9 @@ impl UdpProbe {
     }
 
     async fn connect(&self) -> Result<UdpSocket, String> {
-        let addrs = resolve(&self.addr).await.map_err(|e| format!("dial udp: {e}"))?;
+        let addrs = resolve(&self.addr)
+            .await
+            .map_err(|e| format!("dial udp: {e}"))?;
         let mut last = String::new();
         for addr in addrs {
             let local: SocketAddr = if addr.is_ipv4() {
@@ -125,9 +135,15 @@ mod tests {
     async fn tcp_passes_when_listening() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
-        let probe = TcpProbe { addr: addr.clone(), timeout: Duration::from_secs(10) };
+        let probe = TcpProbe {
+            addr: addr.clone(),
+            timeout: Duration::from_secs(10),
+        };
         let out = probe.run(&TokioClock).await;
-        assert_eq!(out, Outcome::passing(format!("TCP connect {addr}: Success")));
+        assert_eq!(
+            out,
+            Outcome::passing(format!("TCP connect {addr}: Success"))
+        );
     }
 
     #[tokio::test]
@@ -135,18 +151,31 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         drop(listener);
-        let probe = TcpProbe { addr: addr.clone(), timeout: Duration::from_secs(10) };
+        let probe = TcpProbe {
+            addr: addr.clone(),
+            timeout: Duration::from_secs(10),
+        };
         let out = probe.run(&TokioClock).await;
         assert_eq!(out.status, Status::Critical);
-        assert_eq!(out.output, format!("dial tcp {addr}: connect: connection refused"));
+        assert_eq!(
+            out.output,
+            format!("dial tcp {addr}: connect: connection refused")
+        );
     }
 
     #[tokio::test]
     async fn tcp_fails_on_bad_address() {
-        let probe = TcpProbe { addr: "no-port-here".into(), timeout: Duration::from_secs(10) };
+        let probe = TcpProbe {
+            addr: "no-port-here".into(),
+            timeout: Duration::from_secs(10),
+        };
         let out = probe.run(&TokioClock).await;
         assert_eq!(out.status, Status::Critical);
-        assert!(out.output.starts_with("dial tcp: lookup no-port-here: "), "{}", out.output);
+        assert!(
+            out.output.starts_with("dial tcp: lookup no-port-here: "),
+            "{}",
+            out.output
+        );
     }
 
     /// A listener with a full accept queue drops SYNs, so a connect hangs until the probe's
@@ -167,16 +196,25 @@ mod tests {
             }
         }
         let clock = Arc::new(ManualClock::new());
-        let probe = TcpProbe { addr: addr.to_string(), timeout: Duration::from_secs(3) };
+        let probe = TcpProbe {
+            addr: addr.to_string(),
+            timeout: Duration::from_secs(3),
+        };
         let run = tokio::spawn({
             let clock = clock.clone();
             async move { probe.run(&*clock).await }
         });
         settle().await;
-        assert!(!run.is_finished(), "the connect should hang on a full accept queue");
+        assert!(
+            !run.is_finished(),
+            "the connect should hang on a full accept queue"
+        );
         clock.advance(Duration::from_secs(3));
         let out = run.await.unwrap();
-        assert_eq!(out, Outcome::critical(format!("dial tcp {addr}: i/o timeout")));
+        assert_eq!(
+            out,
+            Outcome::critical(format!("dial tcp {addr}: i/o timeout"))
+        );
         drop(listener);
     }
 
@@ -190,7 +228,10 @@ mod tests {
                 let _ = server.send_to(b"pong", from).await;
             }
         });
-        let probe = UdpProbe { addr: addr.clone(), timeout: Duration::from_secs(10) };
+        let probe = UdpProbe {
+            addr: addr.clone(),
+            timeout: Duration::from_secs(10),
+        };
         assert_eq!(
             probe.run(&TokioClock).await,
             Outcome::passing(format!("UDP connect {addr}: Success"))
@@ -202,7 +243,10 @@ mod tests {
         let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let addr = server.local_addr().unwrap().to_string();
         let clock = Arc::new(ManualClock::new());
-        let probe = UdpProbe { addr: addr.clone(), timeout: Duration::from_secs(2) };
+        let probe = UdpProbe {
+            addr: addr.clone(),
+            timeout: Duration::from_secs(2),
+        };
         let run = tokio::spawn({
             let clock = clock.clone();
             async move { probe.run(&*clock).await }
@@ -211,7 +255,10 @@ mod tests {
         let mut buf = [0u8; 1];
         server.recv_from(&mut buf).await.unwrap();
         clock.advance(Duration::from_secs(2));
-        assert_eq!(run.await.unwrap(), Outcome::passing(format!("UDP connect {addr}: Success")));
+        assert_eq!(
+            run.await.unwrap(),
+            Outcome::passing(format!("UDP connect {addr}: Success"))
+        );
     }
 
     #[tokio::test]
@@ -219,12 +266,20 @@ mod tests {
         let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let addr = server.local_addr().unwrap().to_string();
         drop(server);
-        let probe = UdpProbe { addr: addr.clone(), timeout: Duration::from_secs(10) };
+        let probe = UdpProbe {
+            addr: addr.clone(),
+            timeout: Duration::from_secs(10),
+        };
         let out = probe.run(&TokioClock).await;
         assert_eq!(out.status, Status::Critical);
-        assert!(out.output.starts_with("read udp 127.0.0.1:"), "{}", out.output);
         assert!(
-            out.output.ends_with(&format!("->{addr}: read: connection refused")),
+            out.output.starts_with("read udp 127.0.0.1:"),
+            "{}",
+            out.output
+        );
+        assert!(
+            out.output
+                .ends_with(&format!("->{addr}: read: connection refused")),
             "{}",
             out.output
         );

@@ -66,7 +66,9 @@ pub(crate) async fn streaming_server() -> (String, oneshot::Receiver<()>) {
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (done_tx, done_rx) = oneshot::channel();
     tokio::spawn(async move {
-        let Ok((mut stream, _)) = listener.accept().await else { return };
+        let Ok((mut stream, _)) = listener.accept().await else {
+            return;
+        };
         read_request(&mut stream).await;
         let head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
         if stream.write_all(head).await.is_ok() {

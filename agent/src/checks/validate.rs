@@ -145,24 +145,49 @@ mod tests {
     fn picks_each_type() {
         let cases: Vec<(CheckDefinition, CheckType)> = vec![
             (
-                CheckDefinition { http: "http://x/".into(), interval: secs(10), ..Default::default() },
+                CheckDefinition {
+                    http: "http://x/".into(),
+                    interval: secs(10),
+                    ..Default::default()
+                },
                 CheckType::Http,
             ),
             (
-                CheckDefinition { tcp: "x:1".into(), interval: secs(10), ..Default::default() },
+                CheckDefinition {
+                    tcp: "x:1".into(),
+                    interval: secs(10),
+                    ..Default::default()
+                },
                 CheckType::Tcp,
             ),
             (
-                CheckDefinition { udp: "x:1".into(), interval: secs(10), ..Default::default() },
+                CheckDefinition {
+                    udp: "x:1".into(),
+                    interval: secs(10),
+                    ..Default::default()
+                },
                 CheckType::Udp,
             ),
             (
-                CheckDefinition { grpc: "x:1/svc".into(), interval: secs(10), ..Default::default() },
+                CheckDefinition {
+                    grpc: "x:1/svc".into(),
+                    interval: secs(10),
+                    ..Default::default()
+                },
                 CheckType::Grpc,
             ),
-            (CheckDefinition { ttl: secs(30), ..Default::default() }, CheckType::Ttl),
             (
-                CheckDefinition { alias_service: "web".into(), ..Default::default() },
+                CheckDefinition {
+                    ttl: secs(30),
+                    ..Default::default()
+                },
+                CheckType::Ttl,
+            ),
+            (
+                CheckDefinition {
+                    alias_service: "web".into(),
+                    ..Default::default()
+                },
                 CheckType::Alias,
             ),
             (
@@ -181,7 +206,11 @@ mod tests {
 
     #[test]
     fn interval_and_ttl_both() {
-        let def = CheckDefinition { ttl: secs(10), interval: secs(10), ..Default::default() };
+        let def = CheckDefinition {
+            ttl: secs(10),
+            interval: secs(10),
+            ..Default::default()
+        };
         assert_eq!(msg(&def), "Interval and TTL cannot both be specified");
         let def = CheckDefinition {
             http: "http://x/".into(),
@@ -195,12 +224,31 @@ mod tests {
     #[test]
     fn missing_interval() {
         for def in [
-            CheckDefinition { http: "http://x/".into(), ..Default::default() },
-            CheckDefinition { tcp: "x:1".into(), interval: secs(0), ..Default::default() },
-            CheckDefinition { grpc: "x:1".into(), ..Default::default() },
-            CheckDefinition { udp: "x:1".into(), ..Default::default() },
-            CheckDefinition { script_args: vec!["true".into()], ..Default::default() },
-            CheckDefinition { wasm: Some(serde_json::json!({})), ..Default::default() },
+            CheckDefinition {
+                http: "http://x/".into(),
+                ..Default::default()
+            },
+            CheckDefinition {
+                tcp: "x:1".into(),
+                interval: secs(0),
+                ..Default::default()
+            },
+            CheckDefinition {
+                grpc: "x:1".into(),
+                ..Default::default()
+            },
+            CheckDefinition {
+                udp: "x:1".into(),
+                ..Default::default()
+            },
+            CheckDefinition {
+                script_args: vec!["true".into()],
+                ..Default::default()
+            },
+            CheckDefinition {
+                wasm: Some(serde_json::json!({})),
+                ..Default::default()
+            },
         ] {
             assert_eq!(
                 msg(&def),
@@ -211,16 +259,26 @@ mod tests {
 
     #[test]
     fn missing_ttl() {
-        let def = CheckDefinition { name: "app".into(), ttl: secs(0), ..Default::default() };
+        let def = CheckDefinition {
+            name: "app".into(),
+            ttl: secs(0),
+            ..Default::default()
+        };
         assert_eq!(msg(&def), "TTL must be > 0 for TTL checks");
     }
 
     #[test]
     fn no_type_is_consuls_ttl_message() {
         // Consul treats anything that is not an interval or alias check as a TTL check.
-        let def = CheckDefinition { name: "nothing".into(), ..Default::default() };
+        let def = CheckDefinition {
+            name: "nothing".into(),
+            ..Default::default()
+        };
         assert_eq!(msg(&def), "TTL must be > 0 for TTL checks");
-        let def = CheckDefinition { interval: secs(10), ..Default::default() };
+        let def = CheckDefinition {
+            interval: secs(10),
+            ..Default::default()
+        };
         assert_eq!(msg(&def), "TTL must be > 0 for TTL checks");
     }
 
@@ -233,7 +291,11 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(msg(&def), "Interval cannot be set for Alias checks");
-        let def = CheckDefinition { alias_node: "n1".into(), ttl: secs(10), ..Default::default() };
+        let def = CheckDefinition {
+            alias_node: "n1".into(),
+            ttl: secs(10),
+            ..Default::default()
+        };
         assert_eq!(msg(&def), "TTL must be not be set for Alias checks");
     }
 
@@ -245,7 +307,10 @@ mod tests {
             failures_before_critical: 2,
             ..Default::default()
         };
-        assert_eq!(msg(&def), "FailuresBeforeWarning can't be higher than FailuresBeforeCritical");
+        assert_eq!(
+            msg(&def),
+            "FailuresBeforeWarning can't be higher than FailuresBeforeCritical"
+        );
         // Unset (0) warning threshold defaults to the critical one and is valid.
         let def = CheckDefinition {
             ttl: secs(10),
@@ -258,7 +323,11 @@ mod tests {
 
     #[test]
     fn negative_output_max_size() {
-        let def = CheckDefinition { ttl: secs(10), output_max_size: -1, ..Default::default() };
+        let def = CheckDefinition {
+            ttl: secs(10),
+            output_max_size: -1,
+            ..Default::default()
+        };
         assert_eq!(msg(&def), "MaxOutputMaxSize must be positive");
     }
 
@@ -273,14 +342,20 @@ mod tests {
     #[test]
     fn script_from_remote_needs_enable_script_checks() {
         let def = script_def();
-        let local_only = RunnerOptions { enable_local_script_checks: true, ..opts() };
+        let local_only = RunnerOptions {
+            enable_local_script_checks: true,
+            ..opts()
+        };
         let err = validate(&def, &local_only, false).unwrap_err();
         assert_eq!(err, CheckError::ScriptsDisabled);
         assert_eq!(
             err.to_string(),
             "Scripts are disabled on this agent from remote calls; to enable, configure 'enable_script_checks' to true"
         );
-        let all = RunnerOptions { enable_script_checks: true, ..opts() };
+        let all = RunnerOptions {
+            enable_script_checks: true,
+            ..opts()
+        };
         assert_eq!(validate(&def, &all, false).unwrap(), CheckType::Script);
     }
 
@@ -293,15 +368,27 @@ mod tests {
             err.to_string(),
             "Scripts are disabled on this agent; to enable, configure 'enable_script_checks' or 'enable_local_script_checks' to true"
         );
-        let local_only = RunnerOptions { enable_local_script_checks: true, ..opts() };
-        assert_eq!(validate(&def, &local_only, true).unwrap(), CheckType::Script);
-        let all = RunnerOptions { enable_script_checks: true, ..opts() };
+        let local_only = RunnerOptions {
+            enable_local_script_checks: true,
+            ..opts()
+        };
+        assert_eq!(
+            validate(&def, &local_only, true).unwrap(),
+            CheckType::Script
+        );
+        let all = RunnerOptions {
+            enable_script_checks: true,
+            ..opts()
+        };
         assert_eq!(validate(&def, &all, true).unwrap(), CheckType::Script);
     }
 
     #[test]
     fn validation_errors_come_before_the_script_gate() {
-        let def = CheckDefinition { script_args: vec!["x".into()], ..Default::default() };
+        let def = CheckDefinition {
+            script_args: vec!["x".into()],
+            ..Default::default()
+        };
         assert_eq!(
             msg(&def),
             "Interval must be > 0 for Script, HTTP, H2PING, TCP, UDP or OSService checks"
@@ -310,15 +397,29 @@ mod tests {
 
     #[test]
     fn unsupported_kinds_are_refused_clearly() {
-        let all = RunnerOptions { enable_script_checks: true, ..opts() };
-        let docker = CheckDefinition { docker_container_id: "abc".into(), ..script_def() };
+        let all = RunnerOptions {
+            enable_script_checks: true,
+            ..opts()
+        };
+        let docker = CheckDefinition {
+            docker_container_id: "abc".into(),
+            ..script_def()
+        };
         assert_eq!(
             validate(&docker, &all, false).unwrap_err().to_string(),
             MSG_DOCKER_UNSUPPORTED
         );
-        let h2 = CheckDefinition { h2ping: "x:1".into(), interval: secs(10), ..Default::default() };
+        let h2 = CheckDefinition {
+            h2ping: "x:1".into(),
+            interval: secs(10),
+            ..Default::default()
+        };
         assert_eq!(msg(&h2), MSG_H2PING_UNSUPPORTED);
-        let legacy = CheckDefinition { script: "true".into(), interval: secs(10), ..Default::default() };
+        let legacy = CheckDefinition {
+            script: "true".into(),
+            interval: secs(10),
+            ..Default::default()
+        };
         assert_eq!(msg(&legacy), MSG_SCRIPT_REMOVED);
     }
 }

@@ -236,17 +236,22 @@ pub(super) async fn info(args: &[String], ui: &mut Ui<'_>) -> i32 {
     }
 }
 
-/// `section:` then `\tkey = value` lines; serde_json's map keeps keys sorted.
+/// `section:` then `\tkey = value` lines, both sorted (sorted explicitly: serde_json may
+/// be built with `preserve_order`).
 pub(super) fn render_stats(me: &Value) -> Result<String, String> {
     let Some(Value::Object(stats)) = me.get("Stats") else {
         return Err("Agent response did not contain 'Stats' key".to_string());
     };
+    let mut sections: Vec<(&String, &Value)> = stats.iter().collect();
+    sections.sort_by_key(|(k, _)| *k);
     let mut lines = Vec::new();
-    for (section, values) in stats {
+    for (section, values) in sections {
         lines.push(format!("{section}:"));
         let Value::Object(values) = values else {
             return Err(format!("Got invalid subkey in stats: {values}"));
         };
+        let mut values: Vec<(&String, &Value)> = values.iter().collect();
+        values.sort_by_key(|(k, _)| *k);
         for (k, v) in values {
             let v = match v {
                 Value::String(s) => s.clone(),

@@ -118,12 +118,22 @@ pub(crate) fn build(
     merged.add(flag_lists, &Origin::Flags);
     for (origin, walked) in files {
         merged.add(walked.config, &origin);
-        defs.take(walked.services, walked.checks, walked.script_checks, walked.plugins);
+        defs.take(
+            walked.services,
+            walked.checks,
+            walked.script_checks,
+            walked.plugins,
+        );
     }
     merged.add(flag_values, &Origin::Flags);
     for (origin, walked) in snippets {
         merged.add(walked.config, &origin);
-        defs.take(walked.services, walked.checks, walked.script_checks, walked.plugins);
+        defs.take(
+            walked.services,
+            walked.checks,
+            walked.script_checks,
+            walked.plugins,
+        );
     }
 
     let mut b = Builder {
@@ -180,7 +190,8 @@ impl Builder<'_> {
             ),
             Some(Origin::Dev) | None => (None, path.to_string()),
         };
-        self.errors.push(ConfigError::new(file, key, value, message));
+        self.errors
+            .push(ConfigError::new(file, key, value, message));
     }
 
     fn warn(&mut self, message: impl Into<String>) {
@@ -236,10 +247,7 @@ impl Builder<'_> {
     }
 
     fn secret(&self, paths: &[&str]) -> Option<Secret> {
-        paths
-            .iter()
-            .find_map(|p| self.nonempty(p))
-            .map(Secret::new)
+        paths.iter().find_map(|p| self.nonempty(p)).map(Secret::new)
     }
 
     fn ip(&self, path: &str) -> Option<IpAddr> {
@@ -250,8 +258,16 @@ impl Builder<'_> {
         self.string(path).and_then(|s| parse_ip_list(&s).ok())
     }
 
-    fn runtime(&mut self, defs: Definitions, mode: Mode, host: &Host, sources: Vec<String>) -> RuntimeConfig {
-        let datacenter = self.datacenter("datacenter").unwrap_or_else(|| "dc1".into());
+    fn runtime(
+        &mut self,
+        defs: Definitions,
+        mode: Mode,
+        host: &Host,
+        sources: Vec<String>,
+    ) -> RuntimeConfig {
+        let datacenter = self
+            .datacenter("datacenter")
+            .unwrap_or_else(|| "dc1".into());
         let primary_datacenter = self
             .datacenter("primary_datacenter")
             .or_else(|| self.datacenter("acl_datacenter"))
@@ -289,7 +305,8 @@ impl Builder<'_> {
         };
 
         let enable_script_checks = self.boolean("enable_script_checks").unwrap_or(false);
-        let enable_local_script_checks = self.boolean("enable_local_script_checks").unwrap_or(false);
+        let enable_local_script_checks =
+            self.boolean("enable_local_script_checks").unwrap_or(false);
         if !enable_script_checks && !enable_local_script_checks {
             for at in &defs.script_checks {
                 self.errors.push(ConfigError::new(
@@ -371,7 +388,9 @@ impl Builder<'_> {
             encrypt_verify_outgoing: self.boolean("encrypt_verify_outgoing").unwrap_or(true),
             retry_join,
             retry_join_wan,
-            retry_interval: self.duration("retry_interval").unwrap_or(Duration::from_secs(30)),
+            retry_interval: self
+                .duration("retry_interval")
+                .unwrap_or(Duration::from_secs(30)),
             retry_interval_wan: self
                 .duration("retry_interval_wan")
                 .unwrap_or(Duration::from_secs(30)),
@@ -415,7 +434,9 @@ impl Builder<'_> {
             kv_max_value_size: self.uint("limits.kv_max_value_size", 524_288usize),
             txn_max_req_len: self.uint("limits.txn_max_req_len", 524_288usize),
             http_max_conns_per_client: self.uint("limits.http_max_conns_per_client", 200u32),
-            discovery_max_stale: self.duration("discovery_max_stale").unwrap_or(Duration::ZERO),
+            discovery_max_stale: self
+                .duration("discovery_max_stale")
+                .unwrap_or(Duration::ZERO),
             pid_file: self.nonempty("pid_file").map(PathBuf::from),
             domain: fqdn(&self.nonempty("domain").unwrap_or_else(|| "consul.".into())),
             alt_domain: self.nonempty("alt_domain").map(|d| fqdn(&d)),
@@ -530,7 +551,11 @@ impl Builder<'_> {
             }
         }
         if bootstrap && !server {
-            self.error("bootstrap", None, "'bootstrap = true' requires 'server = true'");
+            self.error(
+                "bootstrap",
+                None,
+                "'bootstrap = true' requires 'server = true'",
+            );
         }
         if server && !bootstrap {
             if expect == 1 {
@@ -542,7 +567,7 @@ impl Builder<'_> {
                     "bootstrap_expect = 2: a cluster with 2 servers will provide no failure \
                      tolerance",
                 );
-            } else if expect > 2 && expect % 2 == 0 {
+            } else if expect > 2 && expect.is_multiple_of(2) {
                 self.warn(format!(
                     "bootstrap_expect = {expect}: a cluster with an even number of servers \
                      does not achieve optimum fault tolerance"
@@ -704,7 +729,9 @@ impl Builder<'_> {
             _ => BTreeMap::new(),
         };
         DnsConfig {
-            allow_stale: self.boolean("dns_config.allow_stale").unwrap_or(d.allow_stale),
+            allow_stale: self
+                .boolean("dns_config.allow_stale")
+                .unwrap_or(d.allow_stale),
             max_stale: self.duration("dns_config.max_stale").unwrap_or(d.max_stale),
             node_ttl: self.duration("dns_config.node_ttl").unwrap_or(d.node_ttl),
             service_ttl,
@@ -713,7 +740,9 @@ impl Builder<'_> {
             enable_truncate: self
                 .boolean("dns_config.enable_truncate")
                 .unwrap_or(d.enable_truncate),
-            only_passing: self.boolean("dns_config.only_passing").unwrap_or(d.only_passing),
+            only_passing: self
+                .boolean("dns_config.only_passing")
+                .unwrap_or(d.only_passing),
             recursor_timeout: self
                 .duration("dns_config.recursor_timeout")
                 .unwrap_or(d.recursor_timeout),
@@ -739,9 +768,15 @@ impl Builder<'_> {
         let p = |key: &str| format!("{section}.{key}");
         GossipConfig {
             gossip_nodes: self.uint(&p("gossip_nodes"), d.gossip_nodes),
-            gossip_interval: self.duration(&p("gossip_interval")).unwrap_or(d.gossip_interval),
-            probe_interval: self.duration(&p("probe_interval")).unwrap_or(d.probe_interval),
-            probe_timeout: self.duration(&p("probe_timeout")).unwrap_or(d.probe_timeout),
+            gossip_interval: self
+                .duration(&p("gossip_interval"))
+                .unwrap_or(d.gossip_interval),
+            probe_interval: self
+                .duration(&p("probe_interval"))
+                .unwrap_or(d.probe_interval),
+            probe_timeout: self
+                .duration(&p("probe_timeout"))
+                .unwrap_or(d.probe_timeout),
             suspicion_mult: self.uint(&p("suspicion_mult"), d.suspicion_mult),
             retransmit_mult: self.uint(&p("retransmit_mult"), d.retransmit_mult),
         }
@@ -804,4 +839,3 @@ fn fqdn(domain: &str) -> String {
         format!("{d}.")
     }
 }
-

@@ -8,7 +8,7 @@
 //! decoded alone first so that every bad field gets its own error naming its path, and only
 //! then is the whole definition decoded with `tribune_api::decode::from_value`.
 
-use super::error::render_value;
+use super::error::{render_value, HIDDEN};
 use super::schema::{closest, index, join, Located, Walk};
 use serde::de::{self, DeserializeOwned, Visitor};
 use serde_json::{Map, Value};
@@ -24,7 +24,12 @@ const SERVICE_IGNORED: &[&str] = &["locality"];
 /// Consul keys Tribune accepts in a check definition but does not implement.
 const CHECK_IGNORED: &[&str] = &["h2pingusetls", "osservice"];
 /// Check keys holding Go duration strings.
-const CHECK_DURATIONS: &[&str] = &["interval", "timeout", "ttl", "deregistercriticalserviceafter"];
+const CHECK_DURATIONS: &[&str] = &[
+    "interval",
+    "timeout",
+    "ttl",
+    "deregistercriticalserviceafter",
+];
 /// Statuses a check may start in.
 const CHECK_STATUSES: &[&str] = &["passing", "warning", "critical"];
 
@@ -157,9 +162,18 @@ fn decode_message(e: &serde_json::Error) -> String {
 fn items<'v>(walk: &mut Walk<'_>, v: &'v Value, p: &str, what: &str) -> Vec<(String, &'v Value)> {
     match v {
         Value::Object(_) => vec![(p.to_string(), v)],
-        Value::Array(list) => list.iter().enumerate().map(|(i, x)| (index(p, i), x)).collect(),
+        Value::Array(list) => list
+            .iter()
+            .enumerate()
+            .map(|(i, x)| (index(p, i), x))
+            .collect(),
         other => {
-            walk.type_error(p, other, false, &format!("expected {what} object or a list of them"));
+            walk.type_error(
+                p,
+                other,
+                false,
+                &format!("expected {what} object or a list of them"),
+            );
             Vec::new()
         }
     }
@@ -167,7 +181,7 @@ fn items<'v>(walk: &mut Walk<'_>, v: &'v Value, p: &str, what: &str) -> Vec<(Str
 
 impl Walk<'_> {
     /// `service` / `services` at the top level.
-    pub(crate) fn services(&mut self, v: &Value, p: &str, _key: &str) {
+    pub(crate) fn services(&mut self, v: &Value, p: &str) {
         for (ip, item) in items(self, v, p, "a service") {
             if let Some(def) = self.service(item, &ip) {
                 self.out.services.push(Located {
@@ -180,7 +194,7 @@ impl Walk<'_> {
     }
 
     /// `check` / `checks` at the top level (standalone checks).
-    pub(crate) fn checks(&mut self, v: &Value, p: &str, _key: &str) {
+    pub(crate) fn checks(&mut self, v: &Value, p: &str) {
         for (ip, item) in items(self, v, p, "a check") {
             if let Some(def) = self.check(item, &ip, true) {
                 self.out.checks.push(Located {
@@ -354,7 +368,13 @@ impl Walk<'_> {
 
     /// Decodes `{key: value}` alone as `T` so a bad field is reported under its own path;
     /// keeps it in `clean` when it decodes.
-    fn probe<T: DeserializeOwned>(&mut self, clean: &mut Map<String, Value>, key: &str, value: &Value, p: &str) {
+    fn probe<T: DeserializeOwned>(
+        &mut self,
+        clean: &mut Map<String, Value>,
+        key: &str,
+        value: &Value,
+        p: &str,
+    ) {
         let mut one = Map::new();
         one.insert(key.to_string(), value.clone());
         match from_value::<T>(Value::Object(one)) {
@@ -362,7 +382,12 @@ impl Walk<'_> {
                 clean.insert(key.to_string(), value.clone());
             }
             Err(e) => {
-                let shown = render_value(value);
+                // Check headers often carry credentials (`Authorization`).
+                let shown = if normalize_key(key) == "header" {
+                    HIDDEN.to_string()
+                } else {
+                    render_value(value)
+                };
                 self.error(p, Some(shown), decode_message(&e));
             }
         }
@@ -435,7 +460,7 @@ fn validate_check(c: &CheckDefinition, standalone: bool) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::error::{ConfigError, HIDDEN};
+    use crate::config::error::ConfigError;
     use crate::config::schema::walk_source;
     use serde_json::json;
     use std::time::Duration;
@@ -489,7 +514,8 @@ mod tests {
             "name": "web", "port": "eighty", "tagz": [], "weights": {"passing": 1, "critical": 2},
             "check": {"http": "http://x", "interval": 10, "token": 5}
         }}));
-        let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+        let mut keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+        keys.sort();
         assert_eq!(
             keys,
             vec![
@@ -503,10 +529,17 @@ mod tests {
         );
         let port = errors.iter().find(|e| e.key == "service.port").unwrap();
         assert_eq!(port.message, "expected an integer");
-        let token = errors.iter().find(|e| e.key == "service.check.token").unwrap();
+        let token = errors
+            .iter()
+            .find(|e| e.key == "service.check.token")
+            .unwrap();
         assert_eq!(token.value.as_deref(), Some(HIDDEN));
         let tagz = errors.iter().find(|e| e.key == "service.tagz").unwrap();
-        assert!(tagz.message.contains("did you mean \"tags\""), "{}", tagz.message);
+        assert!(
+            tagz.message.contains("did you mean \"tags\""),
+            "{}",
+            tagz.message
+        );
     }
 
     #[test]
@@ -519,7 +552,10 @@ mod tests {
             {"name": "e", "script": "echo hi", "interval": "1s"},
             {"name": "f", "ttl": "1s", "status": "ok"}
         ]}));
-        let msgs: Vec<String> = errors.iter().map(|e| format!("{}: {}", e.key, e.message)).collect();
+        let msgs: Vec<String> = errors
+            .iter()
+            .map(|e| format!("{}: {}", e.key, e.message))
+            .collect();
         assert_eq!(msgs.len(), 6, "{msgs:#?}");
         assert!(msgs[0].starts_with("checks[0]: Interval must be > 0"));
         assert!(msgs[1].starts_with("checks[1]: Interval and TTL cannot both be specified"));

@@ -37,7 +37,12 @@ struct FlagSpec {
     notice: Option<&'static str>,
 }
 
-const fn flag(name: &'static str, kind: FlagKind, key: &'static str, usage: &'static str) -> FlagSpec {
+const fn flag(
+    name: &'static str,
+    kind: FlagKind,
+    key: &'static str,
+    usage: &'static str,
+) -> FlagSpec {
     FlagSpec {
         name,
         kind,
@@ -66,17 +71,12 @@ const fn noted(
 use FlagKind as K;
 
 /// Every flag of `tribune agent`.
+#[rustfmt::skip]
 const FLAGS: &[FlagSpec] = &[
     flag("advertise", K::Str, "advertise_addr", "Address to advertise to other agents."),
     flag("advertise-wan", K::Str, "advertise_addr_wan", "Address to advertise to WAN peers."),
     flag("alt-domain", K::Str, "alt_domain", "A second DNS domain to answer for."),
-    noted(
-        "auto-reload-config",
-        K::Bool,
-        "auto_reload_config",
-        "Watch config files and reload on change.",
-        "-auto-reload-config is not supported yet; reload with SIGHUP or `tribune reload`",
-    ),
+    noted("auto-reload-config", K::Bool, "auto_reload_config", "Watch config files and reload on change.", "-auto-reload-config is not supported yet; reload with SIGHUP or `tribune reload`"),
     flag("bind", K::Str, "bind_addr", "Address gossip and server RPC bind to."),
     flag("bootstrap", K::Bool, "bootstrap", "Let this server elect itself (single-server clusters)."),
     flag("bootstrap-expect", K::Int, "bootstrap_expect", "Servers to wait for before bootstrapping."),
@@ -102,20 +102,8 @@ const FLAGS: &[FlagSpec] = &[
     flag("help", K::Help, "", "Show this help."),
     flag("http-port", K::Int, "ports.http", "HTTP API port (-1 disables)."),
     flag("https-port", K::Int, "ports.https", "HTTPS API port (-1 disables)."),
-    noted(
-        "join",
-        K::List,
-        "start_join",
-        "Address to join at start; repeatable.",
-        "-join is deprecated; use -retry-join instead (treated the same)",
-    ),
-    noted(
-        "join-wan",
-        K::List,
-        "start_join_wan",
-        "WAN address to join at start; repeatable.",
-        "-join-wan is deprecated; use -retry-join-wan instead (treated the same)",
-    ),
+    noted("join", K::List, "start_join", "Address to join at start; repeatable.", "-join is deprecated; use -retry-join instead (treated the same)"),
+    noted("join-wan", K::List, "start_join_wan", "WAN address to join at start; repeatable.", "-join-wan is deprecated; use -retry-join-wan instead (treated the same)"),
     flag("log-file", K::Str, "log_file", "Also log to this file."),
     flag("log-json", K::Bool, "log_json", "Log JSON lines."),
     flag("log-level", K::Str, "log_level", "trace, debug, info, warn or error."),
@@ -125,36 +113,12 @@ const FLAGS: &[FlagSpec] = &[
     flag("node", K::Str, "node_name", "Node name."),
     flag("node-id", K::Str, "node_id", "Node UUID."),
     flag("node-meta", K::Meta, "node_meta", "Node metadata as key:value; repeatable."),
-    noted(
-        "non-voting-server",
-        K::Bool,
-        "non_voting_server",
-        "Enterprise: a non-voting server.",
-        "-non-voting-server is a Consul Enterprise feature; ignored",
-    ),
+    noted("non-voting-server", K::Bool, "non_voting_server", "Enterprise: a non-voting server.", "-non-voting-server is a Consul Enterprise feature; ignored"),
     flag("pid-file", K::Str, "pid_file", "Write the agent's PID here."),
-    noted(
-        "primary-gateway",
-        K::List,
-        "primary_gateways",
-        "Mesh gateway of the primary datacenter; repeatable.",
-        "-primary-gateway: service mesh is not supported; ignored",
-    ),
-    noted(
-        "protocol",
-        K::Int,
-        "protocol",
-        "Deprecated; no effect.",
-        "-protocol is deprecated and has no effect",
-    ),
+    noted("primary-gateway", K::List, "primary_gateways", "Mesh gateway of the primary datacenter; repeatable.", "-primary-gateway: service mesh is not supported; ignored"),
+    noted("protocol", K::Int, "protocol", "Deprecated; no effect.", "-protocol is deprecated and has no effect"),
     flag("raft-protocol", K::Int, "raft_protocol", "Raft protocol version."),
-    noted(
-        "read-replica",
-        K::Bool,
-        "read_replica",
-        "Enterprise: a read replica.",
-        "-read-replica is a Consul Enterprise feature; ignored",
-    ),
+    noted("read-replica", K::Bool, "read_replica", "Enterprise: a read replica.", "-read-replica is a Consul Enterprise feature; ignored"),
     flag("recursor", K::List, "recursors", "Upstream DNS server; repeatable."),
     flag("rejoin", K::Bool, "rejoin_after_leave", "Rejoin the cluster even after leaving."),
     flag("retry-interval", K::Str, "retry_interval", "Wait between join attempts."),
@@ -163,13 +127,7 @@ const FLAGS: &[FlagSpec] = &[
     flag("retry-join-wan", K::List, "retry_join_wan", "WAN address to join, retried; repeatable."),
     flag("retry-max", K::Int, "retry_max", "Join attempts (0: forever)."),
     flag("retry-max-wan", K::Int, "retry_max_wan", "WAN join attempts (0: forever)."),
-    noted(
-        "segment",
-        K::Str,
-        "segment",
-        "Enterprise: network segment.",
-        "-segment is a Consul Enterprise feature; ignored",
-    ),
+    noted("segment", K::Str, "segment", "Enterprise: network segment.", "-segment is a Consul Enterprise feature; ignored"),
     flag("serf-lan-bind", K::Str, "serf_lan", "Bind address of LAN gossip."),
     flag("serf-lan-port", K::Int, "ports.serf_lan", "LAN gossip port."),
     flag("serf-wan-bind", K::Str, "serf_wan", "Bind address of WAN gossip."),
@@ -242,7 +200,12 @@ pub fn parse_agent_flags(args: &[String]) -> Result<AgentFlags, ConfigErrors> {
             }
         };
         if body.starts_with('-') || body.starts_with('=') {
-            errors.push(ConfigError::new(None, arg.as_str(), None, format!("flag syntax is bad: {arg}")));
+            errors.push(ConfigError::new(
+                None,
+                arg.as_str(),
+                None,
+                format!("flag syntax is bad: {arg}"),
+            ));
             continue;
         }
         let (name, inline) = match body.split_once('=') {
@@ -293,10 +256,18 @@ fn unexpected(arg: &str) -> ConfigError {
     ConfigError::new(None, "", None, format!("unexpected argument {arg:?}"))
 }
 
-fn apply(flags: &mut AgentFlags, spec: &FlagSpec, value: Option<String>) -> Result<(), ConfigError> {
+fn apply(
+    flags: &mut AgentFlags,
+    spec: &FlagSpec,
+    value: Option<String>,
+) -> Result<(), ConfigError> {
     let flag = format!("-{}", spec.name);
     let invalid = |value: &str, message: &str| {
-        let shown = if spec.kind == K::Secret { HIDDEN } else { value };
+        let shown = if spec.kind == K::Secret {
+            HIDDEN
+        } else {
+            value
+        };
         ConfigError::new(None, flag.as_str(), Some(shown.to_string()), message)
     };
     if let Some(notice) = spec.notice {
@@ -304,22 +275,21 @@ fn apply(flags: &mut AgentFlags, spec: &FlagSpec, value: Option<String>) -> Resu
             flags.notices.push(notice.to_string());
         }
     }
-    if matches!(spec.kind, K::Bool | K::Dev | K::Help) {
-        // `-flag` alone is true; `-flag=` is Go's parse error like any other bad word.
-        let b = match &value {
-            None => true,
-            Some(v) => parse_go_bool(v).ok_or_else(|| invalid(v, "expected true or false"))?,
-        };
-        match spec.kind {
-            K::Dev => flags.dev = b,
-            K::Help => flags.help = b,
-            _ => set(&mut flags.values, spec.key, Value::Bool(b)),
-        }
-        return Ok(());
-    }
-    let text = value.unwrap_or_default();
+    let text = match value {
+        Some(text) => text,
+        // Only booleans come without a value: `-flag` alone means true.
+        None => "true".to_string(),
+    };
     match spec.kind {
-        K::Bool | K::Dev | K::Help => {}
+        K::Bool | K::Dev | K::Help => {
+            // `-flag=` is Go's parse error like any other word that is not a boolean.
+            let b = parse_go_bool(&text).ok_or_else(|| invalid(&text, "expected true or false"))?;
+            match spec.kind {
+                K::Dev => flags.dev = b,
+                K::Help => flags.help = b,
+                _ => set(&mut flags.values, spec.key, Value::Bool(b)),
+            }
+        }
         K::Str | K::Secret => set(&mut flags.values, spec.key, Value::String(text)),
         K::Int => {
             let n: i64 = text
@@ -337,8 +307,9 @@ fn apply(flags: &mut AgentFlags, spec: &FlagSpec, value: Option<String>) -> Resu
         }
         K::ConfigPath => flags.config_paths.push(PathBuf::from(text)),
         K::ConfigFormat => {
-            flags.config_format =
-                Some(ConfigFormat::parse(&text).ok_or_else(|| invalid(&text, "expected json or hcl"))?)
+            flags.config_format = Some(
+                ConfigFormat::parse(&text).ok_or_else(|| invalid(&text, "expected json or hcl"))?,
+            )
         }
         K::Hcl => flags.hcl.push(text),
     }
@@ -422,7 +393,8 @@ pub(crate) fn split_lists(values: &Map<String, Value>) -> (Map<String, Value>, M
 
 /// Help text for `tribune agent -h`: every flag with its meaning, alphabetical.
 pub fn agent_flags_usage() -> String {
-    let mut out = String::from("Usage: tribune agent [options]\n\n  Starts the Tribune agent.\n\nOptions:\n");
+    let mut out =
+        String::from("Usage: tribune agent [options]\n\n  Starts the Tribune agent.\n\nOptions:\n");
     for spec in FLAGS.iter().filter(|f| f.kind != K::Help) {
         let arg = match spec.kind {
             K::Bool | K::Dev | K::Help => String::new(),
@@ -472,7 +444,13 @@ mod tests {
         ]))
         .unwrap();
         assert!(f.dev);
-        assert_eq!(f.config_paths, vec![PathBuf::from("/etc/tribune.d"), PathBuf::from("/etc/x.conf")]);
+        assert_eq!(
+            f.config_paths,
+            vec![
+                PathBuf::from("/etc/tribune.d"),
+                PathBuf::from("/etc/x.conf")
+            ]
+        );
         assert_eq!(f.config_format, Some(ConfigFormat::Hcl));
         assert_eq!(f.hcl, vec!["log_json = true"]);
         assert_eq!(
@@ -519,7 +497,10 @@ mod tests {
     fn keys_map_back_to_flags() {
         assert_eq!(flag_for_key("ports.http").as_deref(), Some("-http-port"));
         assert_eq!(flag_for_key("recursors[1]").as_deref(), Some("-recursor"));
-        assert_eq!(flag_for_key("node_meta.rack").as_deref(), Some("-node-meta"));
+        assert_eq!(
+            flag_for_key("node_meta.rack").as_deref(),
+            Some("-node-meta")
+        );
         assert_eq!(flag_for_key("bind_addr").as_deref(), Some("-bind"));
     }
 

@@ -146,7 +146,8 @@ Local:
         let (ip, warning) = pick_advertise(&[Ipv4Addr::new(127, 0, 0, 1)]);
         assert_eq!(ip, IpAddr::V4(Ipv4Addr::LOCALHOST));
         assert!(warning.is_some());
-        let (_, warning) = pick_advertise(&[Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2)]);
+        let (_, warning) =
+            pick_advertise(&[Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2)]);
         assert!(warning.unwrap().contains("multiple private"));
     }
 }

@@ -70,6 +70,12 @@ fn merge_into(
         match (dst.get_mut(&key), value) {
             (Some(Value::Object(d)), Value::Object(s)) => merge_into(d, s, &p, origin, origins),
             (Some(Value::Array(d)), Value::Array(s)) => d.extend(s),
+            // A new object: merge into an empty one so every key inside gets its origin.
+            (_, Value::Object(s)) => {
+                let mut fresh = Map::new();
+                merge_into(&mut fresh, s, &p, origin, origins);
+                dst.insert(key, Value::Object(fresh));
+            }
             (_, value) => {
                 dst.insert(key, value);
             }
@@ -96,13 +102,17 @@ mod tests {
     fn scalars_override_lists_append_objects_merge() {
         let mut m = Merged::default();
         m.add(
-            obj(json!({"datacenter": "a", "retry_join": ["x"], "ports": {"http": 1, "dns": 2},
-                       "acl": {"tokens": {"agent": "t1"}}})),
+            obj(
+                json!({"datacenter": "a", "retry_join": ["x"], "ports": {"http": 1, "dns": 2},
+                       "acl": {"tokens": {"agent": "t1"}}}),
+            ),
             &Origin::File("a.json".into()),
         );
         m.add(
-            obj(json!({"datacenter": "b", "retry_join": ["y"], "ports": {"http": 3},
-                       "acl": {"tokens": {"default": "t2"}}})),
+            obj(
+                json!({"datacenter": "b", "retry_join": ["y"], "ports": {"http": 3},
+                       "acl": {"tokens": {"default": "t2"}}}),
+            ),
             &Origin::File("b.json".into()),
         );
         assert_eq!(

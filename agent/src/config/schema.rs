@@ -136,22 +136,15 @@ const NO_MESH: &str = "service mesh (Connect) is not supported; the setting is i
 const ENTERPRISE: &str = "a Consul Enterprise feature; the setting is ignored";
 
 /// Top-level keys (compat §14.1), alphabetical.
+#[rustfmt::skip]
 pub(crate) const TOP: &[Field] = &[
     f("acl", Kind::Object(ACL), "ACL system settings (compat §10.1)."),
     dep("acl_agent_master_token", Kind::Secret, "acl.tokens.agent_recovery"),
     dep("acl_agent_token", Kind::Secret, "acl.tokens.agent"),
     dep("acl_datacenter", Kind::Str, "primary_datacenter"),
-    dep(
-        "acl_default_policy",
-        Kind::OneOf(&["allow", "deny"]),
-        "acl.default_policy",
-    ),
+    dep("acl_default_policy", Kind::OneOf(&["allow", "deny"]), "acl.default_policy"),
     dep("acl_down_policy", Kind::OneOf(DOWN_POLICIES), "acl.down_policy"),
-    ign(
-        "acl_enforce_version_8",
-        Kind::Bool,
-        "deprecated and without effect",
-    ),
+    ign("acl_enforce_version_8", Kind::Bool, "deprecated and without effect"),
     dep("acl_master_token", Kind::Secret, "acl.tokens.initial_management"),
     dep("acl_replication_token", Kind::Secret, "acl.tokens.replication"),
     dep("acl_token", Kind::Secret, "acl.tokens.default"),
@@ -165,18 +158,10 @@ pub(crate) const TOP: &[Field] = &[
     f("advertise_addr_wan_ipv6", Kind::Ip, "IPv6 address advertised as tagged address wan_ipv6."),
     f("advertise_reconnect_timeout", Kind::Duration, "Reconnect timeout this agent asks others to use for it."),
     f("alt_domain", Kind::Str, "A second DNS domain answered like domain."),
-    ign(
-        "audit",
-        Kind::Any,
-        ENTERPRISE,
-    ),
+    ign("audit", Kind::Any, ENTERPRISE),
     ign("auto_config", Kind::Any, "auto-config is not supported; the setting is ignored"),
     ign("auto_encrypt", Kind::Any, NO_TLS),
-    ign(
-        "auto_reload_config",
-        Kind::Bool,
-        "watching config files is not supported yet; reload with SIGHUP or `tribune reload`",
-    ),
+    ign("auto_reload_config", Kind::Bool, "watching config files is not supported yet; reload with SIGHUP or `tribune reload`"),
     f("autopilot", Kind::Object(AUTOPILOT), "Automatic server management (dead-server cleanup)."),
     f("bind_addr", Kind::Ip, "Address gossip and server RPC bind to (0.0.0.0)."),
     f("bootstrap", Kind::Bool, "Let this server elect itself without peers."),
@@ -199,11 +184,7 @@ pub(crate) const TOP: &[Field] = &[
     f("disable_anonymous_signature", Kind::Bool, "No effect: Tribune never phones home."),
     f("disable_coordinates", Kind::Bool, "Do not compute network coordinates."),
     f("disable_host_node_id", Kind::Bool, "Do not derive node_id from the host (true)."),
-    f(
-        "disable_http_unprintable_char_filter",
-        Kind::Bool,
-        "Accept unprintable characters in HTTP paths.",
-    ),
+    f("disable_http_unprintable_char_filter", Kind::Bool, "Accept unprintable characters in HTTP paths."),
     f("disable_keyring_file", Kind::Bool, "Keep gossip keys in memory only."),
     f("disable_remote_exec", Kind::Bool, "Refuse `exec` jobs (true)."),
     f("disable_update_check", Kind::Bool, "No effect: Tribune never phones home."),
@@ -224,12 +205,8 @@ pub(crate) const TOP: &[Field] = &[
     f("experiments", Kind::StrList, "Consul experiment flags; none apply to Tribune."),
     f("gossip_lan", Kind::Object(GOSSIP), "LAN gossip failure-detection tuning."),
     f("gossip_wan", Kind::Object(GOSSIP), "WAN gossip failure-detection tuning."),
+    dep("http_api_response_headers", Kind::StrMap, "http_config.response_headers"),
     f("http_config", Kind::Object(HTTP_CONFIG), "HTTP API behaviour."),
-    dep(
-        "http_api_response_headers",
-        Kind::StrMap,
-        "http_config.response_headers",
-    ),
     f("key_file", Kind::Path, "Legacy TLS key file."),
     f("leave_on_terminate", Kind::Bool, "Leave gracefully on SIGTERM (default: clients)."),
     ign("license_path", Kind::Path, ENTERPRISE),
@@ -240,14 +217,7 @@ pub(crate) const TOP: &[Field] = &[
     f("log_level", Kind::LogLevel, "trace, debug, info, warn or err/error (info)."),
     f("log_rotate_bytes", COUNT, "Rotate the log file at this size (0: no limit)."),
     f("log_rotate_duration", Kind::Duration, "Rotate the log file this often (24h)."),
-    f(
-        "log_rotate_max_files",
-        Kind::Int {
-            min: -1,
-            max: i64::MAX,
-        },
-        "Rotated files kept (0: all, -1: none).",
-    ),
+    f("log_rotate_max_files", Kind::Int { min: -1, max: i64::MAX }, "Rotated files kept (0: all, -1: none)."),
     f("max_query_time", Kind::Duration, "Longest blocking-query wait (600s)."),
     f("node_id", Kind::Uuid, "This node's UUID (generated and persisted when absent)."),
     f("node_meta", Kind::NodeMeta, "Node metadata (at most 64 pairs)."),
@@ -321,6 +291,7 @@ pub(crate) const TOP: &[Field] = &[
 
 const DOWN_POLICIES: &[&str] = &["allow", "deny", "extend-cache", "async-cache"];
 
+#[rustfmt::skip]
 const ACL: &[Field] = &[
     f("default_policy", Kind::OneOf(&["allow", "deny"]), "Decision when no rule matches (allow)."),
     f("disabled_ttl", Kind::Duration, "Legacy: recheck interval when ACLs are disabled on servers."),
@@ -336,6 +307,7 @@ const ACL: &[Field] = &[
     f("tokens", Kind::Object(ACL_TOKENS), "Tokens given in configuration."),
 ];
 
+#[rustfmt::skip]
 const ACL_TOKENS: &[Field] = &[
     f("agent", Kind::Secret, "The agent's own token."),
     dep("agent_master", Kind::Secret, "acl.tokens.agent_recovery"),
@@ -349,6 +321,7 @@ const ACL_TOKENS: &[Field] = &[
     f("replication", Kind::Secret, "Token for ACL replication."),
 ];
 
+#[rustfmt::skip]
 const ADDRESSES: &[Field] = &[
     f("dns", Kind::IpList, "DNS bind addresses."),
     f("grpc", Kind::IpList, "gRPC bind addresses."),
@@ -357,6 +330,7 @@ const ADDRESSES: &[Field] = &[
     f("https", Kind::IpList, "HTTPS bind addresses."),
 ];
 
+#[rustfmt::skip]
 const PORTS: &[Field] = &[
     f("dns", PORT, "DNS (8600)."),
     f("expose_max_port", PORT, "Mesh expose range end."),
@@ -372,6 +346,7 @@ const PORTS: &[Field] = &[
     f("sidecar_min_port", PORT, "Mesh sidecar range start."),
 ];
 
+#[rustfmt::skip]
 const DNS_CONFIG: &[Field] = &[
     f("a_record_limit", U32, "Most A/AAAA records per answer (0: no limit)."),
     f("allow_stale", Kind::Bool, "Answer from any server (true)."),
@@ -391,6 +366,7 @@ const DNS_CONFIG: &[Field] = &[
     f("use_cache", Kind::Bool, "Answer from the agent cache."),
 ];
 
+#[rustfmt::skip]
 const SOA: &[Field] = &[
     f("expire", U32, "SOA expire (86400)."),
     f("min_ttl", U32, "SOA minimum TTL (0)."),
@@ -398,6 +374,7 @@ const SOA: &[Field] = &[
     f("retry", U32, "SOA retry (600)."),
 ];
 
+#[rustfmt::skip]
 const LIMITS: &[Field] = &[
     f("http_max_conns_per_client", U32, "Concurrent HTTP connections per source IP (200)."),
     f("https_handshake_timeout", Kind::Duration, "TLS handshake timeout (5s)."),
@@ -411,12 +388,14 @@ const LIMITS: &[Field] = &[
     f("txn_max_req_len", POSITIVE, "Largest /v1/txn body in bytes (524288)."),
 ];
 
+#[rustfmt::skip]
 const REQUEST_LIMITS: &[Field] = &[
     f("mode", Kind::OneOf(&["disabled", "permissive", "enforcing"]), "Rate-limit mode."),
     f("read_rate", Kind::Float, "Reads per second."),
     f("write_rate", Kind::Float, "Writes per second."),
 ];
 
+#[rustfmt::skip]
 const TELEMETRY: &[Field] = &[
     f("circonus_api_app", Kind::Str, "Circonus app name."),
     f("circonus_api_token", Kind::Secret, "Circonus API token."),
@@ -446,6 +425,7 @@ const TELEMETRY: &[Field] = &[
     f("statsite_address", Kind::Str, "Statsite address."),
 ];
 
+#[rustfmt::skip]
 const PERFORMANCE: &[Field] = &[
     f("grpc_keepalive_interval", Kind::Duration, "gRPC keepalive interval."),
     f("grpc_keepalive_timeout", Kind::Duration, "gRPC keepalive timeout."),
@@ -454,6 +434,7 @@ const PERFORMANCE: &[Field] = &[
     f("rpc_hold_timeout", Kind::Duration, "How long RPCs wait for a leader (7s)."),
 ];
 
+#[rustfmt::skip]
 const AUTOPILOT: &[Field] = &[
     f("cleanup_dead_servers", Kind::Bool, "Remove failed servers (true)."),
     ign("disable_upgrade_migration", Kind::Bool, ENTERPRISE),
@@ -465,6 +446,7 @@ const AUTOPILOT: &[Field] = &[
     ign("upgrade_version_tag", Kind::Str, ENTERPRISE),
 ];
 
+#[rustfmt::skip]
 const GOSSIP: &[Field] = &[
     f("gossip_interval", Kind::Duration, "Time between gossip rounds."),
     f("gossip_nodes", POSITIVE, "Members per gossip round."),
@@ -474,6 +456,7 @@ const GOSSIP: &[Field] = &[
     f("suspicion_mult", POSITIVE, "Suspicion timeout multiplier."),
 ];
 
+#[rustfmt::skip]
 const HTTP_CONFIG: &[Field] = &[
     f("allow_write_http_from", Kind::CidrList, "Networks allowed to write."),
     f("block_endpoints", Kind::StrList, "Path prefixes answered with 403."),
@@ -482,6 +465,7 @@ const HTTP_CONFIG: &[Field] = &[
     f("use_cache", Kind::Bool, "Serve ?cached reads from the agent cache."),
 ];
 
+#[rustfmt::skip]
 const UI_CONFIG: &[Field] = &[
     f("content_path", Kind::Str, "URL path the UI is served under (/ui/)."),
     f("dashboard_url_templates", Kind::StrMap, "Links to external dashboards."),
@@ -493,14 +477,28 @@ const UI_CONFIG: &[Field] = &[
     f("metrics_proxy", Kind::Any, "UI metrics proxy."),
 ];
 
+#[rustfmt::skip]
 const TLS: &[Field] = &[
-    f("defaults", Kind::Object(TLS_PROTOCOL), "Defaults for every listener."),
-    f("grpc", Kind::Object(TLS_PROTOCOL), "gRPC listener."),
-    f("https", Kind::Object(TLS_PROTOCOL), "HTTPS listener."),
-    f("internal_rpc", Kind::Object(TLS_PROTOCOL), "Server RPC."),
+    f("defaults", Kind::Object(TLS_DEFAULTS), "Defaults for every listener."),
+    f("grpc", Kind::Object(TLS_GRPC), "gRPC listener."),
+    f("https", Kind::Object(TLS_DEFAULTS), "HTTPS listener."),
+    f("internal_rpc", Kind::Object(TLS_INTERNAL_RPC), "Server RPC."),
 ];
 
-const TLS_PROTOCOL: &[Field] = &[
+#[rustfmt::skip]
+const TLS_DEFAULTS: &[Field] = &[
+    f("ca_file", Kind::Path, "CA bundle."),
+    f("ca_path", Kind::Path, "CA directory."),
+    f("cert_file", Kind::Path, "Certificate."),
+    f("key_file", Kind::Path, "Private key."),
+    f("tls_cipher_suites", Kind::Str, "Cipher suites."),
+    f("tls_min_version", Kind::Str, "Minimum TLS version."),
+    f("verify_incoming", Kind::Bool, "Require client certificates."),
+    f("verify_outgoing", Kind::Bool, "Present certificates outward."),
+];
+
+#[rustfmt::skip]
+const TLS_GRPC: &[Field] = &[
     f("ca_file", Kind::Path, "CA bundle."),
     f("ca_path", Kind::Path, "CA directory."),
     f("cert_file", Kind::Path, "Certificate."),
@@ -510,15 +508,26 @@ const TLS_PROTOCOL: &[Field] = &[
     f("use_auto_cert", Kind::Bool, "Use auto-encrypt certificates."),
     f("verify_incoming", Kind::Bool, "Require client certificates."),
     f("verify_outgoing", Kind::Bool, "Present certificates outward."),
+];
+
+#[rustfmt::skip]
+const TLS_INTERNAL_RPC: &[Field] = &[
+    f("ca_file", Kind::Path, "CA bundle."),
+    f("ca_path", Kind::Path, "CA directory."),
+    f("cert_file", Kind::Path, "Certificate."),
+    f("key_file", Kind::Path, "Private key."),
+    f("tls_cipher_suites", Kind::Str, "Cipher suites."),
+    f("tls_min_version", Kind::Str, "Minimum TLS version."),
+    f("verify_incoming", Kind::Bool, "Require client certificates."),
+    f("verify_outgoing", Kind::Bool, "Present certificates outward."),
     f("verify_server_hostname", Kind::Bool, "Check server hostnames."),
 ];
 
 const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "err", "error"];
 
 const FACILITIES: &[&str] = &[
-    "KERN", "USER", "MAIL", "DAEMON", "AUTH", "SYSLOG", "LPR", "NEWS", "UUCP", "CRON",
-    "AUTHPRIV", "FTP", "LOCAL0", "LOCAL1", "LOCAL2", "LOCAL3", "LOCAL4", "LOCAL5", "LOCAL6",
-    "LOCAL7",
+    "KERN", "USER", "MAIL", "DAEMON", "AUTH", "SYSLOG", "LPR", "NEWS", "UUCP", "CRON", "AUTHPRIV",
+    "FTP", "LOCAL0", "LOCAL1", "LOCAL2", "LOCAL3", "LOCAL4", "LOCAL5", "LOCAL6", "LOCAL7",
 ];
 
 /// A definition together with where it was written.
@@ -642,7 +651,12 @@ impl Walk<'_> {
         self.error(path, None, message);
     }
 
-    fn object(&mut self, map: &Map<String, Value>, fields: &[Field], path: &str) -> Map<String, Value> {
+    fn object(
+        &mut self,
+        map: &Map<String, Value>,
+        fields: &[Field],
+        path: &str,
+    ) -> Map<String, Value> {
         let mut out = Map::new();
         for (key, value) in map {
             let p = join(path, key);
@@ -651,15 +665,17 @@ impl Walk<'_> {
                 self.unknown(&p, key, &names);
                 continue;
             };
-            match field.note {
-                _ if self.flags => {}
-                Note::None => {}
-                Note::Deprecated(replacement) => {
-                    self.warn(format!("'{p}' is deprecated; use '{replacement}' instead"))
-                }
-                Note::Ignored(why) => {
-                    if !is_inert(value) {
-                        self.warn(format!("'{p}': {why}"));
+            // Flags carry their own deprecation notices (see `flags`).
+            if !self.flags {
+                match field.note {
+                    Note::None => {}
+                    Note::Deprecated(replacement) => {
+                        self.warn(format!("'{p}' is deprecated; use '{replacement}' instead"))
+                    }
+                    Note::Ignored(why) => {
+                        if !is_inert(value) {
+                            self.warn(format!("'{p}': {why}"));
+                        }
                     }
                 }
             }
@@ -667,7 +683,7 @@ impl Walk<'_> {
             if value.is_null() {
                 continue;
             }
-            if let Some(v) = self.value(value, &field.kind, &p, key) {
+            if let Some(v) = self.value(value, &field.kind, &p) {
                 out.insert(key.clone(), v);
             }
         }
@@ -675,10 +691,12 @@ impl Walk<'_> {
     }
 
     /// Checks one value; returns what to keep (None on error or when taken out).
-    fn value(&mut self, v: &Value, kind: &Kind, p: &str, key: &str) -> Option<Value> {
+    fn value(&mut self, v: &Value, kind: &Kind, p: &str) -> Option<Value> {
         match kind {
             Kind::Bool => self.expect(v, p, false, Value::is_boolean, "expected a boolean"),
-            Kind::Str | Kind::Path => self.expect(v, p, false, Value::is_string, "expected a string"),
+            Kind::Str | Kind::Path => {
+                self.expect(v, p, false, Value::is_string, "expected a string")
+            }
             Kind::Secret => self.expect(v, p, true, Value::is_string, "expected a string"),
             Kind::Float => self.expect(v, p, false, Value::is_number, "expected a number"),
             Kind::Int { min, max } => self.int(v, p, *min, *max),
@@ -687,7 +705,12 @@ impl Walk<'_> {
                 match parse_go_duration(s) {
                     Ok(_) => Some(v.clone()),
                     Err(_) => {
-                        self.bad(p, v, false, "expected a duration such as \"10s\", \"1m30s\" or \"500ms\"");
+                        self.bad(
+                            p,
+                            v,
+                            false,
+                            "expected a duration such as \"10s\", \"1m30s\" or \"500ms\"",
+                        );
                         None
                     }
                 }
@@ -717,7 +740,12 @@ impl Walk<'_> {
                 let mut ok = true;
                 for (i, item) in items.iter().enumerate() {
                     if !is_cidr(item) {
-                        self.bad(&index(p, i), &Value::String(item.clone()), false, "expected a CIDR block such as \"10.0.0.0/8\"");
+                        self.bad(
+                            &index(p, i),
+                            &Value::String(item.clone()),
+                            false,
+                            "expected a CIDR block such as \"10.0.0.0/8\"",
+                        );
                         ok = false;
                     }
                 }
@@ -728,7 +756,12 @@ impl Walk<'_> {
                 if is_uuid(s) {
                     Some(Value::String(s.to_lowercase()))
                 } else {
-                    self.bad(p, v, false, "expected a UUID such as \"adf4238a-882b-9ddc-4a9d-5b6758e4159e\"");
+                    self.bad(
+                        p,
+                        v,
+                        false,
+                        "expected a UUID such as \"adf4238a-882b-9ddc-4a9d-5b6758e4159e\"",
+                    );
                     None
                 }
             }
@@ -737,7 +770,12 @@ impl Walk<'_> {
                 if LOG_LEVELS.contains(&s.to_ascii_lowercase().as_str()) {
                     Some(v.clone())
                 } else {
-                    self.bad(p, v, false, "expected one of trace, debug, info, warn, err, error");
+                    self.bad(
+                        p,
+                        v,
+                        false,
+                        "expected one of trace, debug, info, warn, err, error",
+                    );
                     None
                 }
             }
@@ -756,7 +794,12 @@ impl Walk<'_> {
                 if options.contains(&s) {
                     Some(v.clone())
                 } else {
-                    self.bad(p, v, false, format!("expected one of {}", options.join(", ")));
+                    self.bad(
+                        p,
+                        v,
+                        false,
+                        format!("expected one of {}", options.join(", ")),
+                    );
                     None
                 }
             }
@@ -765,7 +808,12 @@ impl Walk<'_> {
                 if FACILITIES.contains(&s.to_ascii_uppercase().as_str()) {
                     Some(v.clone())
                 } else {
-                    self.bad(p, v, false, "expected a syslog facility such as LOCAL0-LOCAL7, USER or DAEMON");
+                    self.bad(
+                        p,
+                        v,
+                        false,
+                        "expected a syslog facility such as LOCAL0-LOCAL7, USER or DAEMON",
+                    );
                     None
                 }
             }
@@ -775,12 +823,20 @@ impl Walk<'_> {
                 let map = self.string_map(v, p)?;
                 let mut ok = true;
                 if map.len() > 64 {
-                    self.error(p, None, "node metadata cannot contain more than 64 key/value pairs");
+                    self.error(
+                        p,
+                        None,
+                        "node metadata cannot contain more than 64 key/value pairs",
+                    );
                     ok = false;
                 }
                 for (k, val) in map {
                     if let Err(m) = check_meta_pair(k, val) {
-                        self.error(&join(p, k), Some(render_value(&Value::String(val.to_string()))), m);
+                        self.error(
+                            &join(p, k),
+                            Some(render_value(&Value::String(val.to_string()))),
+                            m,
+                        );
                         ok = false;
                     }
                 }
@@ -791,7 +847,12 @@ impl Walk<'_> {
                 let mut ok = true;
                 for (k, val) in map {
                     if parse_go_duration(val).is_err() {
-                        self.bad(&join(p, k), &Value::String(val.to_string()), false, "expected a duration such as \"10s\"");
+                        self.bad(
+                            &join(p, k),
+                            &Value::String(val.to_string()),
+                            false,
+                            "expected a duration such as \"10s\"",
+                        );
                         ok = false;
                     }
                 }
@@ -815,11 +876,11 @@ impl Walk<'_> {
             },
             Kind::Any => Some(v.clone()),
             Kind::Services => {
-                self.services(v, p, key);
+                self.services(v, p);
                 None
             }
             Kind::Checks => {
-                self.checks(v, p, key);
+                self.checks(v, p);
                 None
             }
             Kind::Plugins => {
@@ -849,7 +910,13 @@ impl Walk<'_> {
         self.bad(p, v, secret, format!("{message}, got {}", type_name(v)));
     }
 
-    fn string<'v>(&mut self, v: &'v Value, p: &str, secret: bool, message: &str) -> Option<&'v str> {
+    fn string<'v>(
+        &mut self,
+        v: &'v Value,
+        p: &str,
+        secret: bool,
+        message: &str,
+    ) -> Option<&'v str> {
         match v.as_str() {
             Some(s) => Some(s),
             None => {
@@ -881,7 +948,7 @@ impl Walk<'_> {
         }
     }
 
-    pub(crate) fn string_list<'v>(&mut self, v: &'v Value, p: &str) -> Option<Vec<String>> {
+    pub(crate) fn string_list(&mut self, v: &Value, p: &str) -> Option<Vec<String>> {
         let Some(items) = v.as_array() else {
             self.type_error(p, v, false, "expected a list of strings");
             return None;
@@ -921,7 +988,11 @@ impl Walk<'_> {
 
     fn plugins(&mut self, v: &Value, p: &str) {
         let items: Vec<(String, &Value)> = match v {
-            Value::Array(items) => items.iter().enumerate().map(|(i, x)| (index(p, i), x)).collect(),
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, x)| (index(p, i), x))
+                .collect(),
             // A single HCL `plugins { ... }` block.
             Value::Object(_) => vec![(p.to_string(), v)],
             other => {
@@ -1018,8 +1089,8 @@ pub(crate) fn parse_ip(s: &str) -> Result<IpAddr, String> {
     if s.contains("{{") {
         return Err("go-sockaddr templates are not supported yet; use a literal IP address".into());
     }
-    // `[::1]` is how some people write IPv6 in configs; Go's net.ParseIP refuses it too,
-    // but the message should say what to do.
+    // The example in the message covers the common slip of writing IPv6 as `[::1]`, which
+    // Go's net.ParseIP refuses too.
     s.parse::<IpAddr>()
         .map_err(|_| "expected an IP address such as \"10.0.0.1\" or \"::1\"".to_string())
 }
@@ -1084,7 +1155,9 @@ pub(crate) fn check_encrypt_key(s: &str) -> Result<(), String> {
         })?;
     match bytes.len() {
         16 | 24 | 32 => Ok(()),
-        _ => Err("Failed to configure keyring: Invalid key: key size must be 16, 24 or 32 bytes".into()),
+        _ => Err(
+            "Failed to configure keyring: Invalid key: key size must be 16, 24 or 32 bytes".into(),
+        ),
     }
 }
 
@@ -1093,8 +1166,13 @@ fn check_meta_pair(key: &str, value: &str) -> Result<(), String> {
     if key.is_empty() {
         return Err("metadata key cannot be blank".into());
     }
-    if !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-        return Err("metadata key contains invalid characters; use only A-Z, a-z, 0-9, _ and -".into());
+    if !key
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(
+            "metadata key contains invalid characters; use only A-Z, a-z, 0-9, _ and -".into(),
+        );
     }
     if key.len() > 128 {
         return Err("metadata key is too long (limit: 128 characters)".into());
@@ -1150,7 +1228,12 @@ mod tests {
     fn table_is_sorted_and_unique() {
         fn check(fields: &[Field], path: &str) {
             for pair in fields.windows(2) {
-                assert!(pair[0].name < pair[1].name, "{path}: {} before {}", pair[0].name, pair[1].name);
+                assert!(
+                    pair[0].name < pair[1].name,
+                    "{path}: {} before {}",
+                    pair[0].name,
+                    pair[1].name
+                );
             }
             for field in fields {
                 assert!(!field.doc.is_empty(), "{path}.{} has no doc", field.name);
@@ -1196,7 +1279,8 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_named_with_a_suggestion() {
-        let (_, errors, _) = walk(json!({"acl": {"tokns": {"agent": "s3cr3t"}}, "datacentre": "x"}));
+        let (_, errors, _) =
+            walk(json!({"acl": {"tokns": {"agent": "s3cr3t"}}, "datacentre": "x"}));
         let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
         assert_eq!(
             text,
@@ -1216,13 +1300,22 @@ mod tests {
 
     #[test]
     fn encrypt_errors_never_show_the_key() {
-        let key = "c2VjcmV0c2VjcmV0c2VjcmV0";
-        assert!(check_encrypt_key(key).is_ok(), "24 bytes is valid");
+        let key = "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0";
+        assert!(
+            check_encrypt_key(key).is_ok(),
+            "24 bytes is a valid AES-192 key"
+        );
         let short = "c2VjcmV0"; // 6 bytes
         let e = check_encrypt_key(short).unwrap_err();
-        assert_eq!(e, "Failed to configure keyring: Invalid key: key size must be 16, 24 or 32 bytes");
+        assert_eq!(
+            e,
+            "Failed to configure keyring: Invalid key: key size must be 16, 24 or 32 bytes"
+        );
         let e = check_encrypt_key("not base64!").unwrap_err();
-        assert!(e.starts_with("encrypt has invalid key: illegal base64 data at input byte"), "{e}");
+        assert!(
+            e.starts_with("encrypt has invalid key: illegal base64 data at input byte"),
+            "{e}"
+        );
         let (_, errors, _) = walk(json!({"encrypt": "bad!key"}));
         assert_eq!(errors[0].value.as_deref(), Some(HIDDEN));
         assert!(!errors[0].to_string().contains("bad!key"));
@@ -1246,7 +1339,8 @@ mod tests {
 
     #[test]
     fn ignored_keys_warn_only_when_they_do_something() {
-        let (_, errors, warnings) = walk(json!({"connect": {"enabled": false}, "verify_incoming": true}));
+        let (_, errors, warnings) =
+            walk(json!({"connect": {"enabled": false}, "verify_incoming": true}));
         assert!(errors.is_empty());
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(warnings[0].contains("verify_incoming"));

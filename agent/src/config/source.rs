@@ -204,10 +204,16 @@ mod tests {
             service { name = "web" }
             service {
               name = "db"
-              check { tcp = "localhost:5432"
-                      interval = "10s" }
+              check {
+                tcp = "localhost:5432"
+                interval = "10s"
+              }
             }
-            acl { tokens { agent = "x" } }
+            acl {
+              tokens {
+                agent = "x"
+              }
+            }
             "#,
             ConfigFormat::Hcl,
         )

@@ -146,8 +146,14 @@ fn run(list: &[&str]) -> Result<(RuntimeConfig, Vec<String>), ConfigErrors> {
         dev: flags.dev,
         require_data_dir: !flags.dev,
     };
-    builder::build(&flags, &flags.config_paths, flags.config_format, mode, &host())
-        .map_err(ConfigErrors)
+    builder::build(
+        &flags,
+        &flags.config_paths,
+        flags.config_format,
+        mode,
+        &host(),
+    )
+    .map_err(ConfigErrors)
 }
 
 fn run_dir(dir: &TempDir, extra: &[&str]) -> Result<(RuntimeConfig, Vec<String>), ConfigErrors> {
@@ -165,9 +171,13 @@ fn errors_of(r: Result<(RuntimeConfig, Vec<String>), ConfigErrors>) -> ConfigErr
 }
 
 fn file_name(e: &ConfigError) -> Option<String> {
-    e.file
-        .as_deref()
-        .map(|f| Path::new(f).file_name().unwrap().to_string_lossy().to_string())
+    e.file.as_deref().map(|f| {
+        Path::new(f)
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .to_string()
+    })
 }
 
 fn assert_seed_server(c: &RuntimeConfig) {
@@ -176,9 +186,15 @@ fn assert_seed_server(c: &RuntimeConfig) {
     assert_eq!(c.bind_addr, "192.168.1.153".parse::<IpAddr>().unwrap());
     assert_eq!(c.advertise_addr, c.bind_addr);
     assert_eq!(c.log_level, "info");
-    assert_eq!(c.node_id.as_deref(), Some("09d82408-bc4f-49e0-1111-61ef1d4842f7"));
+    assert_eq!(
+        c.node_id.as_deref(),
+        Some("09d82408-bc4f-49e0-1111-61ef1d4842f7")
+    );
     assert_eq!(c.node_name, "server1");
-    assert_eq!(c.data_dir.as_deref(), Some(Path::new("/data/consul/server/data")));
+    assert_eq!(
+        c.data_dir.as_deref(),
+        Some(Path::new("/data/consul/server/data"))
+    );
     assert!(c.server);
     assert!(!c.bootstrap);
     assert_eq!(c.bootstrap_expect, 3);
@@ -188,7 +204,11 @@ fn assert_seed_server(c: &RuntimeConfig) {
     assert_eq!(c.client_addrs, vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)]);
     assert_eq!(
         c.retry_join,
-        vec!["192.168.1.153:8301", "192.168.1.154:8301", "192.168.1.155:8301"]
+        vec![
+            "192.168.1.153:8301",
+            "192.168.1.154:8301",
+            "192.168.1.155:8301"
+        ]
     );
     assert_eq!(
         c.ports,
@@ -210,7 +230,10 @@ fn assert_seed_server(c: &RuntimeConfig) {
     assert_eq!(c.acl.default_policy, "deny");
     assert_eq!(c.acl.down_policy, "extend-cache");
     let t = &c.acl.tokens;
-    assert_eq!(t.initial_management.as_ref().map(Secret::expose), Some(TOKEN));
+    assert_eq!(
+        t.initial_management.as_ref().map(Secret::expose),
+        Some(TOKEN)
+    );
     assert_eq!(t.agent.as_ref().map(Secret::expose), Some(TOKEN));
     assert!(t.agent_recovery.is_none() && t.default.is_none());
     // Defaults the seed does not set.
@@ -220,8 +243,14 @@ fn assert_seed_server(c: &RuntimeConfig) {
     assert!(!c.leave_on_terminate, "servers do not leave on SIGTERM");
     assert!(c.skip_leave_on_interrupt);
     assert_eq!(c.raft_multiplier, 5);
-    assert_eq!(c.tagged_addresses.get("lan").map(String::as_str), Some("192.168.1.153"));
-    assert_eq!(c.tagged_addresses.get("wan_ipv4").map(String::as_str), Some("192.168.1.153"));
+    assert_eq!(
+        c.tagged_addresses.get("lan").map(String::as_str),
+        Some("192.168.1.153")
+    );
+    assert_eq!(
+        c.tagged_addresses.get("wan_ipv4").map(String::as_str),
+        Some("192.168.1.153")
+    );
 }
 
 #[test]
@@ -233,7 +262,10 @@ fn seed_server_config_loads() {
     assert_eq!(c.sources.len(), 1);
     assert!(c.sources[0].ends_with("config.json"));
     let w = warnings.join("\n");
-    assert!(w.contains("'ui' is deprecated; use 'ui_config.enabled'"), "{w}");
+    assert!(
+        w.contains("'ui' is deprecated; use 'ui_config.enabled'"),
+        "{w}"
+    );
     assert!(w.contains("'acl.tokens.master' is deprecated"), "{w}");
     assert!(!w.contains(KEY) && !w.contains(TOKEN));
     let debug = format!("{c:?}");
@@ -260,7 +292,10 @@ fn seed_nginx_service_file_loads() {
 #[test]
 fn hcl_equivalent_of_the_seed_loads_the_same() {
     let json_dir = dir_with(&[("config.json", &seed_config()), ("nginx.json", SEED_NGINX)]);
-    let hcl_dir = dir_with(&[("config.hcl", &seed_config_hcl()), ("nginx.hcl", SEED_NGINX_HCL)]);
+    let hcl_dir = dir_with(&[
+        ("config.hcl", &seed_config_hcl()),
+        ("nginx.hcl", SEED_NGINX_HCL),
+    ]);
     let (mut from_json, _) = run_dir(&json_dir, &[]).unwrap();
     let (mut from_hcl, _) = run_dir(&hcl_dir, &[]).unwrap();
     assert_seed_server(&from_hcl);
@@ -316,13 +351,23 @@ fn directory_order_and_merge_rules() {
     let (c, warnings) = run_dir(&dir, &[]).unwrap();
     assert_eq!(c.datacenter, "b", "later files override scalars");
     assert_eq!(c.log_level, "warn");
-    assert_eq!(c.retry_join, vec!["a1", "a2", "b1", "c1"], "lists append in file order");
+    assert_eq!(
+        c.retry_join,
+        vec!["a1", "a2", "b1", "c1"],
+        "lists append in file order"
+    );
     assert_eq!(c.ports.http, 1234, "objects merge");
     assert_eq!(c.ports.dns, 53);
     assert_eq!(c.ports.serf_lan, 8301);
     assert!(c.acl.enabled);
-    assert_eq!(c.acl.tokens.agent.as_ref().map(Secret::expose), Some("tok-a"));
-    assert_eq!(c.acl.tokens.default.as_ref().map(Secret::expose), Some("tok-b"));
+    assert_eq!(
+        c.acl.tokens.agent.as_ref().map(Secret::expose),
+        Some("tok-a")
+    );
+    assert_eq!(
+        c.acl.tokens.default.as_ref().map(Secret::expose),
+        Some("tok-b")
+    );
     assert_eq!(c.node_meta.len(), 2);
     let services: Vec<&str> = c.services.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(services, vec!["svc-a", "svc-b"]);
@@ -331,7 +376,13 @@ fn directory_order_and_merge_rules() {
     let names: Vec<String> = c
         .sources
         .iter()
-        .map(|s| Path::new(s).file_name().unwrap().to_string_lossy().to_string())
+        .map(|s| {
+            Path::new(s)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .to_string()
+        })
         .collect();
     assert_eq!(names, vec!["a.json", "b.json", "c.hcl"]);
     let d = dir.path().display();
@@ -382,7 +433,11 @@ fn flags_override_files() {
     )
     .unwrap();
     assert_eq!(c.datacenter, "b", "flags win, lower-cased");
-    assert_eq!(c.retry_join, vec!["flag", "file"], "Consul merges list flags first");
+    assert_eq!(
+        c.retry_join,
+        vec!["flag", "file"],
+        "Consul merges list flags first"
+    );
     assert_eq!(c.ports.http, 8080);
     assert_eq!(c.ports.dns, 2, "objects still merge under flags");
     assert_eq!(c.log_level, "trace", "-hcl comes after the flags");
@@ -404,7 +459,18 @@ fn dev_defaults() {
     assert_eq!(c.raft_multiplier, 1);
     assert_eq!(c.ports.grpc, 8502);
     assert!(c.disable_keyring_file);
-    assert_eq!(c.http_addrs(), vec!["127.0.0.1:8500".parse::<SocketAddr>().unwrap()]);
+    assert_eq!(
+        c.http_addrs(),
+        vec!["127.0.0.1:8500".parse::<SocketAddr>().unwrap()]
+    );
+}
+
+#[test]
+fn dev_config_fixture() {
+    let c = dev_config("n1");
+    assert_eq!(c.node_name, "n1");
+    assert!(c.dev && c.server && c.bootstrap && c.data_dir.is_none());
+    assert!(c.sources.is_empty());
 }
 
 #[test]
@@ -416,8 +482,14 @@ fn dev_defaults_yield_to_files_and_data_dir_is_ignored() {
     let (c, warnings) = run_dir(&dir, &["-dev"]).unwrap();
     assert_eq!(c.log_level, "warn");
     assert!(c.data_dir.is_none());
-    assert_eq!(c.advertise_addr, IpAddr::V4(Ipv4Addr::LOCALHOST), "dev advertises loopback");
-    assert!(warnings.iter().any(|w| w.contains("data_dir is ignored in -dev")));
+    assert_eq!(
+        c.advertise_addr,
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        "dev advertises loopback"
+    );
+    assert!(warnings
+        .iter()
+        .any(|w| w.contains("data_dir is ignored in -dev")));
 }
 
 #[test]
@@ -445,7 +517,10 @@ fn plain_defaults() {
     assert_eq!(c.acl.down_policy, "extend-cache");
     assert!(!c.acl.enabled && !c.ui);
     assert_eq!(c.dns_config, DnsConfig::default());
-    assert!(c.serf_wan_addr().is_none() && c.rpc_addr().is_none(), "clients have neither");
+    assert!(
+        c.serf_wan_addr().is_none() && c.rpc_addr().is_none(),
+        "clients have neither"
+    );
 }
 
 #[test]
@@ -458,10 +533,12 @@ fn four_mistakes_four_errors() {
         ("b.hcl", "retry_interval = \"30\"\nbind_addr = \"1.2.3\"\n"),
     ]);
     let errors = errors_of(run_dir(&dir, &[]));
-    let got: Vec<(Option<String>, &str)> = errors
+    // Sorted: the order within a file follows serde_json's map order.
+    let mut got: Vec<(Option<String>, &str)> = errors
         .iter()
         .map(|e| (file_name(e), e.key.as_str()))
         .collect();
+    got.sort();
     assert_eq!(
         got,
         vec![
@@ -472,10 +549,11 @@ fn four_mistakes_four_errors() {
         ],
         "{errors}"
     );
-    let text = errors.to_string();
+    let mut lines: Vec<String> = errors.to_string().lines().map(str::to_string).collect();
+    lines.sort();
     let d = dir.path().display();
     assert_eq!(
-        text,
+        lines.join("\n"),
         format!(
             "{d}/a.json: invalid config key acl.tokns (did you mean \"tokens\"?)\n\
              {d}/a.json: key \"ports.http\": invalid value \"abc\": expected an integer, got a string\n\
@@ -494,15 +572,24 @@ fn every_error_class_is_reported_at_once() {
         ("03-key-b64.json", r#"{"encrypt": "!!!notbase64!!!"}"#),
         ("04-key-len.json", r#"{"encrypt": "c2hvcnRrZXk="}"#),
         ("05-port.json", r#"{"ports": {"dns": 70000}}"#),
-        ("06-template.json", r#"{"client_addr": "{{ GetPrivateIP }}"}"#),
+        (
+            "06-template.json",
+            r#"{"client_addr": "{{ GetPrivateIP }}"}"#,
+        ),
         ("07-type.json", r#"{"server": "yes"}"#),
         ("08-duration.json", r#"{"retry_interval": "soon"}"#),
         (
             "09-script.json",
             r#"{"service": {"name": "s", "check": {"args": ["/bin/true"], "interval": "10s"}}}"#,
         ),
-        ("10-legacy-script.json", r#"{"check": {"name": "c", "script": "/bin/true", "interval": "10s"}}"#),
-        ("11-bootstrap.json", r#"{"bootstrap": true, "bootstrap_expect": 3}"#),
+        (
+            "10-legacy-script.json",
+            r#"{"check": {"name": "c", "script": "/bin/true", "interval": "10s"}}"#,
+        ),
+        (
+            "11-bootstrap.json",
+            r#"{"bootstrap": true, "bootstrap_expect": 3}"#,
+        ),
         ("12-unknown.json", r#"{"nonsense": 1}"#),
     ]);
     let errors = errors_of(run_dir(&dir, &[]));
@@ -513,27 +600,45 @@ fn every_error_class_is_reported_at_once() {
             .collect()
     };
     assert_eq!(by_file("01-uuid.json")[0].key, "node_id");
-    assert!(by_file("02-level.json")[0].message.contains("trace, debug, info, warn, err, error"));
+    assert!(by_file("02-level.json")[0]
+        .message
+        .contains("trace, debug, info, warn, err, error"));
     let b64 = by_file("03-key-b64.json");
-    assert!(b64[0].message.starts_with("encrypt has invalid key: "), "{}", b64[0]);
+    assert!(
+        b64[0].message.starts_with("encrypt has invalid key: "),
+        "{}",
+        b64[0]
+    );
     assert_eq!(
         by_file("04-key-len.json")[0].message,
         "Failed to configure keyring: Invalid key: key size must be 16, 24 or 32 bytes"
     );
-    assert_eq!(by_file("05-port.json")[0].message, "out of range: must be between -1 and 65535");
-    assert!(by_file("06-template.json")[0].message.contains("templates are not supported yet"));
-    assert_eq!(by_file("07-type.json")[0].message, "expected a boolean, got a string");
+    assert_eq!(
+        by_file("05-port.json")[0].message,
+        "out of range: must be between -1 and 65535"
+    );
+    assert!(by_file("06-template.json")[0]
+        .message
+        .contains("templates are not supported yet"));
+    assert_eq!(
+        by_file("07-type.json")[0].message,
+        "expected a boolean, got a string"
+    );
     assert_eq!(by_file("08-duration.json")[0].key, "retry_interval");
     let script = by_file("09-script.json");
     assert_eq!(script[0].key, "service.check.args");
     assert_eq!(script[0].message, SCRIPTS_DISABLED);
-    assert!(by_file("10-legacy-script.json")[0].message.contains("\"script\" check field was removed"));
+    assert!(by_file("10-legacy-script.json")[0]
+        .message
+        .contains("\"script\" check field was removed"));
     let boot = by_file("11-bootstrap.json");
     let boot: Vec<&str> = boot.iter().map(|e| e.message.as_str()).collect();
     assert!(boot.contains(&"'bootstrap_expect > 0' and 'bootstrap = true' are mutually exclusive"));
     assert!(boot.contains(&"'bootstrap_expect > 0' requires 'server = true'"));
     assert!(boot.contains(&"'bootstrap = true' requires 'server = true'"));
-    assert!(by_file("12-unknown.json")[0].message.starts_with("invalid config key nonsense"));
+    assert!(by_file("12-unknown.json")[0]
+        .message
+        .starts_with("invalid config key nonsense"));
     let data_dir: Vec<&ConfigError> = errors.iter().filter(|e| e.key == "data_dir").collect();
     assert_eq!(data_dir.len(), 1);
     assert_eq!(data_dir[0].message, "data_dir cannot be empty");
@@ -557,12 +662,25 @@ fn bootstrap_expect_rules() {
     let dir = dir_with(&[("a.json", r#"{"data_dir": "/tmp/x", "bootstrap_expect": 3}"#)]);
     let errors = errors_of(run_dir(&dir, &[]));
     assert_eq!(errors.len(), 1);
-    assert_eq!(file_name(&errors.0[0]).as_deref(), Some("a.json"), "names the file that set it");
-    assert_eq!(errors.0[0].message, "'bootstrap_expect > 0' requires 'server = true'");
+    assert_eq!(
+        file_name(&errors.0[0]).as_deref(),
+        Some("a.json"),
+        "names the file that set it"
+    );
+    assert_eq!(
+        errors.0[0].message,
+        "'bootstrap_expect > 0' requires 'server = true'"
+    );
 
     let errors = errors_of(run(&["-dev", "-bootstrap-expect=3"]));
-    assert_eq!(errors.0[0].key, "-bootstrap-expect", "names the flag that set it");
-    assert_eq!(errors.0[0].message, "'bootstrap_expect > 0' not allowed in dev mode");
+    assert_eq!(
+        errors.0[0].key, "-bootstrap-expect",
+        "names the flag that set it"
+    );
+    assert_eq!(
+        errors.0[0].message,
+        "'bootstrap_expect > 0' not allowed in dev mode"
+    );
 
     let (c, warnings) = run_dir(&dir, &["-server", "-bootstrap-expect=1"]).unwrap();
     assert!(c.bootstrap && c.bootstrap_expect == 0);
@@ -578,11 +696,18 @@ fn flag_values_are_validated_under_their_flag_names() {
         "-retry-interval=1",
         "-node-id=x",
     ]));
-    let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
-    assert_eq!(keys, vec!["-bind", "-encrypt", "-node-id", "-retry-interval"]);
+    let mut keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        vec!["-bind", "-encrypt", "-node-id", "-retry-interval"]
+    );
     assert!(errors.iter().all(|e| e.file.is_none()));
     let text = errors.to_string();
-    assert!(text.contains("flag -bind: invalid value \"1.2.3\""), "{text}");
+    assert!(
+        text.contains("flag -bind: invalid value \"1.2.3\""),
+        "{text}"
+    );
     assert!(!text.contains("bm90IGEga2V5"), "{text}");
 }
 
@@ -594,9 +719,13 @@ fn secrets_never_appear_in_errors() {
         "S3CRET-TOKEN-THREE",
         "c2VjcmV0LWtleS1ieXRlcw==",
         "!!S3CRET-NOT-BASE64!!",
+        "S3CRET-TOKEN-FOUR",
     ];
     let dir = dir_with(&[
-        ("a.json", r#"{"acl": {"tokns": {"master": "S3CRET-TOKEN-ONE"}, "tokens": {"agent": 42}}}"#),
+        (
+            "a.json",
+            r#"{"acl": {"tokns": {"master": "S3CRET-TOKEN-ONE"}, "tokens": {"agent": 42}}}"#,
+        ),
         ("b.json", r#"{"encrypt": "c2VjcmV0LWtleS1ieXRlcw=="}"#),
         ("c.json", r#"{"encrypt": "!!S3CRET-NOT-BASE64!!"}"#),
         (
@@ -606,9 +735,14 @@ fn secrets_never_appear_in_errors() {
         ),
         ("e.hcl", "acl_token = \"S3CRET-TOKEN-ONE\nbroken"),
         ("f.json", r#"{"acl_agent_token": false}"#),
+        (
+            "g.json",
+            r#"{"check": {"name": "h", "http": "http://x", "interval": "1s",
+                "header": {"Authorization": "Bearer S3CRET-TOKEN-FOUR"}}}"#,
+        ),
     ]);
     let errors = errors_of(run_dir(&dir, &["-encrypt", "!!S3CRET-NOT-BASE64!!"]));
-    assert!(errors.len() >= 8, "{errors}");
+    assert!(errors.len() >= 9, "{errors}");
     let text = format!("{errors}\n{errors:?}");
     for secret in secrets {
         assert!(!text.contains(secret), "{secret} leaked:\n{text}");
@@ -620,10 +754,16 @@ fn secrets_never_appear_in_errors() {
 fn unreadable_paths_are_errors() {
     let errors = errors_of(run(&["-config-file", "/nonexistent/tribune.json", "-dev"]));
     assert_eq!(errors.len(), 1);
-    assert_eq!(errors.0[0].file.as_deref(), Some("/nonexistent/tribune.json"));
+    assert_eq!(
+        errors.0[0].file.as_deref(),
+        Some("/nonexistent/tribune.json")
+    );
     let dir = dir_with(&[("a.json", "{\"datacenter\": }")]);
     let errors = errors_of(run_dir(&dir, &["-dev"]));
-    assert!(errors.0[0].message.starts_with("invalid JSON: "), "{errors}");
+    assert!(
+        errors.0[0].message.starts_with("invalid JSON: "),
+        "{errors}"
+    );
 }
 
 #[test]
@@ -635,7 +775,10 @@ fn legacy_keys_map_to_the_acl_block_and_new_keys_win() {
                 "acl_master_token": "old-master", "acl_token": "anon", "acl_ttl": "1m",
                 "acl_agent_master_token": "recovery", "start_join": ["10.0.0.9"]}"#,
         ),
-        ("b.json", r#"{"acl": {"tokens": {"initial_management": "new-master"}}}"#),
+        (
+            "b.json",
+            r#"{"acl": {"tokens": {"initial_management": "new-master"}}}"#,
+        ),
     ]);
     let (c, warnings) = run_dir(&dir, &[]).unwrap();
     assert!(c.acl.enabled, "acl_datacenter implies ACLs");
@@ -643,11 +786,19 @@ fn legacy_keys_map_to_the_acl_block_and_new_keys_win() {
     assert_eq!(c.acl.default_policy, "deny");
     assert_eq!(c.acl.token_ttl, Duration::from_secs(60));
     let t = &c.acl.tokens;
-    assert_eq!(t.initial_management.as_ref().map(Secret::expose), Some("new-master"));
+    assert_eq!(
+        t.initial_management.as_ref().map(Secret::expose),
+        Some("new-master")
+    );
     assert_eq!(t.default.as_ref().map(Secret::expose), Some("anon"));
-    assert_eq!(t.agent_recovery.as_ref().map(Secret::expose), Some("recovery"));
+    assert_eq!(
+        t.agent_recovery.as_ref().map(Secret::expose),
+        Some("recovery")
+    );
     assert_eq!(c.retry_join, vec!["10.0.0.9"]);
-    assert!(warnings.iter().any(|w| w.contains("'start_join' is deprecated")));
+    assert!(warnings
+        .iter()
+        .any(|w| w.contains("'start_join' is deprecated")));
 }
 
 #[test]
@@ -673,7 +824,12 @@ fn plugins_shape() {
     let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
     assert_eq!(
         keys,
-        vec!["plugins[2].color", "plugins[2].name", "plugins[2].grants", "plugins[1].name"],
+        vec![
+            "plugins[2].color",
+            "plugins[2].name",
+            "plugins[2].grants",
+            "plugins[1].name"
+        ],
         "{errors}"
     );
     let dir = dir_with(&[(
@@ -692,35 +848,56 @@ fn golden_full_config_loads() {
     let p = path.display().to_string();
     let (c, warnings) = run(&["-config-file", &p]).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.datacenter, "golden-dc");
-    assert_eq!(c.node_id.as_deref(), Some("09d82408-bc4f-49e0-1111-61ef1d4842f7"));
+    assert_eq!(
+        c.node_id.as_deref(),
+        Some("09d82408-bc4f-49e0-1111-61ef1d4842f7")
+    );
     assert_eq!(c.log_level, "error");
     assert_eq!(c.syslog_facility, "LOCAL5");
     assert_eq!(c.domain, "golden.");
     assert_eq!(c.alt_domain.as_deref(), Some("example."));
-    assert_eq!(c.acl.default_policy, "deny", "acl block beats acl_default_policy");
+    assert_eq!(
+        c.acl.default_policy, "deny",
+        "acl block beats acl_default_policy"
+    );
     assert_eq!(
         c.acl.tokens.initial_management.as_ref().map(Secret::expose),
         Some("a7777777-7777-4777-8777-777777777777")
     );
     assert_eq!(c.services.len(), 2);
     assert_eq!(c.services[0].checks.len(), 6);
-    assert_eq!(c.checks.len(), 3);
+    assert_eq!(c.checks.len(), 4, "check + checks");
     assert_eq!(c.plugins.len(), 2);
-    assert_eq!(c.retry_join, vec!["10.0.0.11", "10.0.0.12:8301", "10.0.0.13"]);
+    assert_eq!(
+        c.retry_join,
+        vec!["10.0.0.11", "10.0.0.12:8301", "10.0.0.13"]
+    );
     assert_eq!(c.raft_multiplier, 3);
     assert_eq!(c.kv_max_value_size, 1_048_576);
     assert_eq!(c.http_max_conns_per_client, 500);
     assert_eq!(c.dns_config.soa.expire, 86401);
-    assert_eq!(c.dns_config.service_ttl.get("web"), Some(&Duration::from_secs(30)));
+    assert_eq!(
+        c.dns_config.service_ttl.get("web"),
+        Some(&Duration::from_secs(30))
+    );
     assert_eq!(c.gossip_wan.suspicion_mult, 7);
-    assert_eq!(c.tagged_addresses.get("lan").map(String::as_str), Some("10.0.0.100"));
-    assert_eq!(c.tagged_addresses.get("wan").map(String::as_str), Some("203.0.113.10"));
+    assert_eq!(
+        c.tagged_addresses.get("lan").map(String::as_str),
+        Some("10.0.0.100")
+    );
+    assert_eq!(
+        c.tagged_addresses.get("wan").map(String::as_str),
+        Some("203.0.113.10")
+    );
     assert_eq!(c.http_config.response_headers.len(), 2);
     assert_eq!(c.http_addrs().len(), 2);
     assert_eq!(c.reconnect_timeout_wan, Duration::from_secs(96 * 3600));
     assert!(warnings.iter().any(|w| w.contains("h2ping_use_tls")));
     let debug = format!("{c:?}");
-    assert!(!debug.contains("a7777777") && !debug.contains("d1111111"), "{debug}");
+    assert!(
+        !debug.contains("a7777777") && !debug.contains("d1111111"),
+        "{debug}"
+    );
 }
 
 #[test]

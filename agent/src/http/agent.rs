@@ -95,7 +95,7 @@ pub async fn self_(State(s): State<Arc<HttpState>>, req: Request) -> Result<Resp
                 "bootstrap": (i.bootstrap_expect <= 1 && i.server).to_string(),
                 "known_datacenters": "1",
                 "leader": ls.is_leader.to_string(),
-                "leader_addr": ls.leader_addr.unwrap_or_default(),
+                "leader_addr": s.rpc.leader_addr().unwrap_or_default(),
                 "server": i.server.to_string(),
             },
             "raft": {

@@ -9,7 +9,7 @@ use tribune_api::types as api;
 
 pub async fn leader(State(s): State<Arc<HttpState>>, req: Request) -> Result<Response, ApiError> {
     let ctx = Ctx::new(&s, &req)?;
-    let addr = s.rpc.leader_status().leader_addr.unwrap_or_default();
+    let addr = s.rpc.leader_addr().unwrap_or_default();
     Ok(super::json(&addr, ctx.pretty()))
 }
 

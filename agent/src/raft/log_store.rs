@@ -77,7 +77,14 @@ impl LogStore {
                 }
             })
             .map_err(|e| sled::Error::Io(std::io::Error::other(e.to_string())))?;
-        Ok(LogStore { inner: Arc::new(Inner { db, logs, meta, flusher: tx }) })
+        Ok(LogStore {
+            inner: Arc::new(Inner {
+                db,
+                logs,
+                meta,
+                flusher: tx,
+            }),
+        })
     }
 
     async fn flush(&self) -> Result<(), StorageError<NodeId>> {
@@ -134,7 +141,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             Some((_, v)) => Some(decode::<Entry<TypeConfig>>(&v)?.log_id),
             None => last_purged_log_id,
         };
-        Ok(LogState { last_purged_log_id, last_log_id: last })
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id: last,
+        })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -142,7 +152,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError<NodeId>> {
-        self.inner.meta.insert(VOTE_KEY, encode(vote)?).map_err(io_err)?;
+        self.inner
+            .meta
+            .insert(VOTE_KEY, encode(vote)?)
+            .map_err(io_err)?;
         // A vote must survive a crash before it is answered.
         self.flush().await
     }
@@ -154,9 +167,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         }
     }
 
-    async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), StorageError<NodeId>> {
+    async fn save_committed(
+        &mut self,
+        committed: Option<LogId<NodeId>>,
+    ) -> Result<(), StorageError<NodeId>> {
         // Not flushed: losing it only means re-deriving the commit index after a restart.
-        self.inner.meta.insert(COMMITTED_KEY, encode(&committed)?).map_err(io_err)?;
+        self.inner
+            .meta
+            .insert(COMMITTED_KEY, encode(&committed)?)
+            .map_err(io_err)?;
         Ok(())
     }
 
@@ -167,7 +186,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         }
     }
 
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError<NodeId>>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError<NodeId>>
     where
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -185,8 +208,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
-        let keys: Vec<sled::IVec> =
-            self.inner.logs.range(key(log_id.index)..).keys().collect::<Result<_, _>>().map_err(io_err)?;
+        let keys: Vec<sled::IVec> = self
+            .inner
+            .logs
+            .range(key(log_id.index)..)
+            .keys()
+            .collect::<Result<_, _>>()
+            .map_err(io_err)?;
         for k in keys {
             self.inner.logs.remove(k).map_err(io_err)?;
         }
@@ -194,9 +222,17 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
-        self.inner.meta.insert(PURGED_KEY, encode(&log_id)?).map_err(io_err)?;
-        let keys: Vec<sled::IVec> =
-            self.inner.logs.range(..=key(log_id.index)).keys().collect::<Result<_, _>>().map_err(io_err)?;
+        self.inner
+            .meta
+            .insert(PURGED_KEY, encode(&log_id)?)
+            .map_err(io_err)?;
+        let keys: Vec<sled::IVec> = self
+            .inner
+            .logs
+            .range(..=key(log_id.index))
+            .keys()
+            .collect::<Result<_, _>>()
+            .map_err(io_err)?;
         for k in keys {
             self.inner.logs.remove(k).map_err(io_err)?;
         }

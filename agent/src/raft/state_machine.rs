@@ -12,8 +12,8 @@ use crate::state::Store;
 use crate::structs::CommandResponse;
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
-    BasicNode, Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, SnapshotMeta, StorageError,
-    StorageIOError, StoredMembership,
+    BasicNode, Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, SnapshotMeta,
+    StorageError, StorageIOError, StoredMembership,
 };
 use serde::{Deserialize, Serialize};
 use std::io::{Cursor, Write};
@@ -48,7 +48,10 @@ fn read_snap_err<E: std::error::Error + 'static>(e: E) -> StorageError<NodeId> {
 
 impl StateMachine {
     /// Opens the state machine, restoring the store from the last snapshot in `dir`.
-    pub fn open(store: Arc<Store>, dir: Option<PathBuf>) -> Result<StateMachine, StorageError<NodeId>> {
+    pub fn open(
+        store: Arc<Store>,
+        dir: Option<PathBuf>,
+    ) -> Result<StateMachine, StorageError<NodeId>> {
         let mut sm = StateMachine {
             store,
             last_applied: None,
@@ -124,7 +127,10 @@ impl RaftSnapshotBuilder<TypeConfig> for Builder {
                 .map_err(snap_err)?
                 .map_err(snap_err)?;
         }
-        Ok(Snapshot { meta: self.snap.meta.clone(), snapshot: Box::new(Cursor::new(self.snap.data.clone())) })
+        Ok(Snapshot {
+            meta: self.snap.meta.clone(),
+            snapshot: Box::new(Cursor::new(self.snap.data.clone())),
+        })
     }
 }
 
@@ -133,7 +139,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn applied_state(
         &mut self,
-    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>), StorageError<NodeId>> {
+    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>), StorageError<NodeId>>
+    {
         Ok((self.last_applied, self.membership.clone()))
     }
 
@@ -146,11 +153,19 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         for e in entries {
             self.last_applied = Some(e.log_id);
             match e.payload {
-                EntryPayload::Blank => out.push(CommandResponse { index: e.log_id.index, ok: true, ..Default::default() }),
+                EntryPayload::Blank => out.push(CommandResponse {
+                    index: e.log_id.index,
+                    ok: true,
+                    ..Default::default()
+                }),
                 EntryPayload::Normal(cmd) => out.push(self.store.apply(e.log_id.index, &cmd)),
                 EntryPayload::Membership(m) => {
                     self.membership = StoredMembership::new(Some(e.log_id), m);
-                    out.push(CommandResponse { index: e.log_id.index, ok: true, ..Default::default() });
+                    out.push(CommandResponse {
+                        index: e.log_id.index,
+                        ok: true,
+                        ..Default::default()
+                    });
                 }
             }
         }
@@ -165,14 +180,23 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             None => format!("empty-{}", self.snapshot_seq),
         };
         let snap = StoredSnapshot {
-            meta: SnapshotMeta { last_log_id: last, last_membership: self.membership.clone(), snapshot_id: id },
+            meta: SnapshotMeta {
+                last_log_id: last,
+                last_membership: self.membership.clone(),
+                snapshot_id: id,
+            },
             data: self.store.snapshot(),
         };
         self.current = Some(snap.clone());
-        Builder { snap, dir: self.dir.clone() }
+        Builder {
+            snap,
+            dir: self.dir.clone(),
+        }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
+    async fn begin_receiving_snapshot(
+        &mut self,
+    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
         Ok(Box::new(Cursor::new(Vec::new())))
     }
 
@@ -181,12 +205,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         meta: &SnapshotMeta<NodeId, BasicNode>,
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError<NodeId>> {
-        let snap = StoredSnapshot { meta: meta.clone(), data: snapshot.into_inner() };
+        let snap = StoredSnapshot {
+            meta: meta.clone(),
+            data: snapshot.into_inner(),
+        };
         self.persist(&snap)?;
         self.install(snap)
     }
 
-    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
         Ok(self.current.as_ref().map(|s| Snapshot {
             meta: s.meta.clone(),
             snapshot: Box::new(Cursor::new(s.data.clone())),
