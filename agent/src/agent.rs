@@ -1,7 +1,7 @@
 //! The agent process: startup as a script, one shutdown tree, reload.
 //!
-//! Startup order: logging → identity (node ID) → state store and Raft → RPC → local state
-//! (persisted and config services/checks, checks running) → HTTP listeners → background
+//! Startup order: logging → identity (node ID) → HTTP listeners bound → state store and Raft
+//! → RPC → local state (persisted and config services/checks, checks running) → serving → background
 //! tasks (check results, anti-entropy, leader duties) → ready. Shutdown runs the other way:
 //! listeners, then checks, then Raft, then the logs are flushed.
 
@@ -49,6 +49,24 @@ pub async fn run(cfg: RuntimeConfig, flags: AgentFlags) -> anyhow::Result<()> {
             "Waiting for other servers to bootstrap the cluster; this release has no server RPC yet, so no leader will be elected.");
     }
 
+    // Listeners first: a port in use fails the start before any data is touched.
+    let mut listeners = Vec::new();
+    for addr in cfg.http_addrs() {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen for HTTP on {addr}"))?;
+        listeners.push(listener);
+    }
+
+    let rpc_listener = match cfg.rpc_addr() {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for server RPC on {addr}"))?,
+        ),
+        None => None,
+    };
+
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
 
@@ -66,8 +84,9 @@ pub async fn run(cfg: RuntimeConfig, flags: AgentFlags) -> anyhow::Result<()> {
         bootstrap: cfg.dev || cfg.bootstrap || cfg.bootstrap_expect == 1,
         raft_multiplier: cfg.raft_multiplier,
     };
-    let raft = crate::raft::start(&raft_opts, store.clone()).await?;
-    let rpc = Arc::new(Server::new(raft, store.clone(), raft_node_id));
+    let pool = Arc::new(crate::rpc::Pool::new());
+    let raft = crate::raft::start(&raft_opts, store.clone(), pool.clone()).await?;
+    let rpc = Arc::new(Server::new(raft, store.clone(), raft_node_id, pool));
 
     // Local state and checks.
     let (updates_tx, mut updates_rx) = tokio::sync::mpsc::unbounded_channel::<CheckUpdate>();
@@ -157,10 +176,7 @@ pub async fn run(cfg: RuntimeConfig, flags: AgentFlags) -> anyhow::Result<()> {
     ));
     let http_shutdown = shutdown.child_token();
     let mut http_addrs = Vec::new();
-    for addr in cfg.http_addrs() {
-        let listener = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen for HTTP on {addr}"))?;
+    for listener in listeners {
         http_addrs.push(listener.local_addr()?);
         let (st, stop) = (http_state.clone(), http_shutdown.clone());
         tracker.spawn(async move {
@@ -168,6 +184,14 @@ pub async fn run(cfg: RuntimeConfig, flags: AgentFlags) -> anyhow::Result<()> {
                 tracing::error!(target: "http", error = %e, "The HTTP server stopped.");
             }
         });
+    }
+
+    if let Some(listener) = rpc_listener {
+        tracker.spawn(crate::rpc::serve(
+            listener,
+            rpc.clone(),
+            shutdown.child_token(),
+        ));
     }
 
     // Background tasks.

@@ -71,7 +71,11 @@ pub fn node_id_from_uuid(uuid: &str) -> u64 {
 }
 
 /// Opens the log and state machine and starts Raft.
-pub async fn start(opts: &RaftOptions, store: Arc<Store>) -> Result<Raft, RaftError> {
+pub async fn start(
+    opts: &RaftOptions,
+    store: Arc<Store>,
+    pool: Arc<crate::rpc::Pool>,
+) -> Result<Raft, RaftError> {
     let mult = u64::from(opts.raft_multiplier.max(1));
     let config = openraft::Config {
         cluster_name: "tribune".into(),
@@ -115,7 +119,7 @@ pub async fn start(opts: &RaftOptions, store: Arc<Store>) -> Result<Raft, RaftEr
     };
     let log = LogStore::open(db).map_err(|e| RaftError::Storage(e.to_string()))?;
     let sm = StateMachine::open(store, snap_dir).map_err(|e| RaftError::Storage(e.to_string()))?;
-    let raft = Raft::new(opts.node_id, config, network::Network, log, sm)
+    let raft = Raft::new(opts.node_id, config, network::Network { pool }, log, sm)
         .await
         .map_err(|e| RaftError::Start(e.to_string()))?;
 

@@ -5,6 +5,14 @@
 //! (`default`: served by the leader; `stale`: served locally; `consistent`: the leader first
 //! confirms it still leads a quorum). Client agents and cross-DC forwarding plug in here.
 
+mod listener;
+mod pool;
+mod wire;
+
+pub use listener::serve;
+pub use pool::{CallError, Pool};
+pub use wire::{Failure, Request, Response};
+
 use crate::raft::Raft;
 use crate::state::Store;
 use crate::structs::{msg, Command, CommandResponse};
@@ -28,7 +36,12 @@ pub enum RpcError {
     NoLeader,
     #[error("raft: {0}")]
     Raft(String),
+    #[error("rpc: {0}")]
+    Call(#[from] CallError),
 }
+
+/// How long a forwarded request may take.
+const FORWARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Leadership facts for `X-Consul-KnownLeader` / `X-Consul-LastContact` and `/v1/status`.
 #[derive(Clone, Debug, Default)]
@@ -49,10 +62,11 @@ pub struct Server {
     started: Instant,
     sessions: SessionTimers,
     metrics: tokio::sync::watch::Receiver<openraft::RaftMetrics<u64, openraft::BasicNode>>,
+    pool: Arc<Pool>,
 }
 
 impl Server {
-    pub fn new(raft: Raft, store: Arc<Store>, node_id: u64) -> Server {
+    pub fn new(raft: Raft, store: Arc<Store>, node_id: u64, pool: Arc<Pool>) -> Server {
         let metrics = raft.metrics();
         Server {
             raft,
@@ -61,7 +75,12 @@ impl Server {
             started: Instant::now(),
             sessions: SessionTimers::default(),
             metrics,
+            pool,
         }
+    }
+
+    pub fn pool(&self) -> &Arc<Pool> {
+        &self.pool
     }
 
     pub fn store(&self) -> &Arc<Store> {
@@ -80,33 +99,132 @@ impl Server {
         self.node_id
     }
 
-    /// Applies `cmd` through Raft; returns once it is committed (fsynced on a quorum) and applied.
+    /// Applies `cmd` through Raft; returns once it is committed (fsynced on a quorum) and
+    /// applied. A follower forwards the command to the leader.
     pub async fn apply(&self, cmd: Command) -> Result<CommandResponse, RpcError> {
-        match self.raft.client_write(cmd).await {
+        self.apply_hops(cmd, 0).await
+    }
+
+    async fn apply_hops(&self, cmd: Command, hops: u8) -> Result<CommandResponse, RpcError> {
+        match self.raft.client_write(cmd.clone()).await {
             Ok(r) => Ok(r.data),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
-                Err(RpcError::NoLeader)
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                let Some(leader) = f
+                    .leader_node
+                    .filter(|_| hops == 0 && f.leader_id != Some(self.node_id))
+                else {
+                    return Err(RpcError::NoLeader);
+                };
+                match self
+                    .pool
+                    .call(&leader.addr, &Request::Apply(cmd), FORWARD_TIMEOUT)
+                    .await?
+                {
+                    Response::Apply(r) => Ok(r),
+                    Response::Error(Failure::NoLeader) => Err(RpcError::NoLeader),
+                    Response::Error(Failure::Other(e)) => Err(RpcError::Raft(e)),
+                    other => Err(RpcError::Raft(format!(
+                        "unexpected answer to a forwarded write: {other:?}"
+                    ))),
+                }
             }
             Err(e) => Err(RpcError::Raft(e.to_string())),
         }
     }
 
-    /// Makes a read at `mode` safe to serve from the local store.
+    /// Makes a read at `mode` safe to serve from the local store. `default` and `consistent`
+    /// are linearizable: the leader confirms it still leads, and a follower waits until it
+    /// has applied everything the leader had committed (a ReadIndex read).
     pub async fn read_barrier(&self, mode: Consistency) -> Result<(), RpcError> {
         match mode {
             Consistency::Stale => Ok(()),
-            Consistency::Default => {
-                if self.leader_status().is_leader {
-                    Ok(())
-                } else {
-                    Err(RpcError::NoLeader)
+            Consistency::Default if self.leader_status().is_leader => Ok(()),
+            _ if self.leader_status().is_leader => self.read_index().await.map(|_| ()),
+            _ => {
+                let addr = self.leader_addr().ok_or(RpcError::NoLeader)?;
+                let index = match self
+                    .pool
+                    .call(&addr, &Request::ReadIndex, FORWARD_TIMEOUT)
+                    .await?
+                {
+                    Response::ReadIndex(i) => i,
+                    Response::Error(Failure::NoLeader) => return Err(RpcError::NoLeader),
+                    Response::Error(Failure::Other(e)) => return Err(RpcError::Raft(e)),
+                    other => {
+                        return Err(RpcError::Raft(format!(
+                            "unexpected answer to a read index: {other:?}"
+                        )))
+                    }
+                };
+                self.wait_applied(index).await
+            }
+        }
+    }
+
+    /// On the leader: confirms leadership with a quorum; the index reads must wait for.
+    async fn read_index(&self) -> Result<u64, RpcError> {
+        match self.raft.ensure_linearizable().await {
+            Ok(log_id) => Ok(log_id.map_or(0, |l| l.index)),
+            Err(RaftError::APIError(_)) => Err(RpcError::NoLeader),
+            Err(e) => Err(RpcError::Raft(e.to_string())),
+        }
+    }
+
+    async fn wait_applied(&self, index: u64) -> Result<(), RpcError> {
+        let mut rx = self.metrics.clone();
+        let deadline = tokio::time::Instant::now() + FORWARD_TIMEOUT;
+        loop {
+            if rx.borrow().last_applied.is_some_and(|l| l.index >= index) || index == 0 {
+                return Ok(());
+            }
+            tokio::select! {
+                r = rx.changed() => if r.is_err() { return Err(RpcError::NoLeader) },
+                _ = tokio::time::sleep_until(deadline) => return Err(RpcError::Raft(format!("timed out applying up to index {index}"))),
+            }
+        }
+    }
+
+    /// Answers one incoming server RPC.
+    pub async fn handle(&self, req: Request) -> Response {
+        fn fail(e: impl std::fmt::Display) -> Response {
+            Response::Error(Failure::Other(e.to_string()))
+        }
+        match req {
+            Request::AppendEntries(r) => self
+                .raft
+                .append_entries(r)
+                .await
+                .map_or_else(fail, Response::AppendEntries),
+            Request::Vote(r) => self.raft.vote(r).await.map_or_else(fail, Response::Vote),
+            Request::InstallSnapshot(r) => self
+                .raft
+                .install_snapshot(r)
+                .await
+                .map_or_else(fail, Response::InstallSnapshot),
+            Request::Apply(cmd) => match self.apply_hops(cmd, 1).await {
+                Ok(r) => Response::Apply(r),
+                Err(RpcError::NoLeader) => Response::Error(Failure::NoLeader),
+                Err(e) => fail(e),
+            },
+            Request::ReadIndex => match self.read_index().await {
+                Ok(i) => Response::ReadIndex(i),
+                Err(RpcError::NoLeader) => Response::Error(Failure::NoLeader),
+                Err(e) => fail(e),
+            },
+            Request::NodeState { node } => {
+                let (n, services, checks) = self.store.read(|t| {
+                    (
+                        t.node(&node).cloned(),
+                        t.node_services(&node).cloned().collect(),
+                        t.node_checks(&node).cloned().collect(),
+                    )
+                });
+                Response::NodeState {
+                    node: n,
+                    services,
+                    checks,
                 }
             }
-            Consistency::Consistent => match self.raft.ensure_linearizable().await {
-                Ok(_) => Ok(()),
-                Err(RaftError::APIError(_)) => Err(RpcError::NoLeader),
-                Err(e) => Err(RpcError::Raft(e.to_string())),
-            },
         }
     }
 
@@ -204,3 +322,6 @@ impl SessionTimers {
         out
     }
 }
+
+#[cfg(test)]
+mod tests;
