@@ -9,11 +9,11 @@ use crate::checks::{CheckUpdate, RunnerOptions};
 use crate::config::{AgentFlags, RuntimeConfig};
 use crate::http::{AgentInfo, Control, HttpState, Limits, WaitLimits};
 use crate::local::{LocalAgent, LocalOptions, NodeInfo};
+use crate::rpc::leader::{ClusterMember, LeaderConfig, MemberState};
 use crate::rpc::Server;
 use crate::state::Store;
-use crate::structs::{self, msg, Command, RegisterRequest, CONSUL_VERSION, TRIBUNE_VERSION};
+use crate::structs::{CONSUL_VERSION, TRIBUNE_VERSION};
 use anyhow::Context;
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -208,10 +208,27 @@ pub async fn run(cfg: RuntimeConfig, flags: AgentFlags) -> anyhow::Result<()> {
             .clone()
             .run_sync(FULL_SYNC_INTERVAL, shutdown.child_token()),
     );
-    tracker.spawn(leader_loop(
+    // Cluster membership as the leader sees it (this agent alone until gossip joins it).
+    let (_members_tx, members_rx) = tokio::sync::watch::channel(vec![ClusterMember {
+        name: cfg.node_name.clone(),
+        address: advertise.clone(),
+        node_id: node_id.clone(),
+        datacenter: cfg.datacenter.clone(),
+        server: cfg.server,
+        rpc_addr: Some(rpc_addr.clone()),
+        bootstrap_expect: cfg.bootstrap_expect,
+        status: MemberState::Alive,
+    }]);
+    let leader_cfg = LeaderConfig {
+        node: local.node_record(),
+        datacenter: cfg.datacenter.clone(),
+        server_port: i64::from(cfg.ports.server.max(0)),
+        bootstrap_expect: cfg.bootstrap_expect,
+    };
+    tracker.spawn(crate::rpc::leader::run(
         rpc.clone(),
-        local.clone(),
-        cfg.clone(),
+        leader_cfg,
+        members_rx,
         shutdown.child_token(),
     ));
 
@@ -316,121 +333,6 @@ fn node_id(cfg: &RuntimeConfig) -> anyhow::Result<String> {
             Ok(id)
         }
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
-    }
-}
-
-/// The leader's duties: keep every server registered with its `serfHealth` check and the
-/// `consul` service, and expire sessions whose TTL ran out.
-async fn leader_loop(
-    rpc: Arc<Server>,
-    local: Arc<LocalAgent>,
-    cfg: RuntimeConfig,
-    shutdown: CancellationToken,
-) {
-    let mut registered_term = None;
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let status = rpc.leader_status();
-        if !status.is_leader {
-            registered_term = None;
-            continue;
-        }
-        let term = rpc.raft().metrics().borrow().current_term;
-        if registered_term != Some(term) {
-            match register_self(&rpc, &local, &cfg).await {
-                Ok(()) => registered_term = Some(term),
-                Err(e) => {
-                    tracing::warn!(target: "agent", error = %e, "Could not register this server in the catalog.")
-                }
-            }
-        }
-        expire_sessions(&rpc).await;
-    }
-}
-
-async fn register_self(
-    rpc: &Server,
-    local: &LocalAgent,
-    cfg: &RuntimeConfig,
-) -> Result<(), crate::rpc::RpcError> {
-    let n = local.node();
-    let node = structs::Node {
-        id: n.node_id.clone(),
-        node: n.node_name.clone(),
-        address: n.address.clone(),
-        datacenter: n.datacenter.clone(),
-        tagged_addresses: n.tagged_addresses.clone(),
-        meta: n.meta.clone(),
-        create_index: 0,
-        modify_index: 0,
-    };
-    let mut meta = BTreeMap::new();
-    for (k, v) in [
-        ("raft_version", "3"),
-        ("serf_protocol_current", "2"),
-        ("serf_protocol_min", "1"),
-        ("serf_protocol_max", "5"),
-        ("version", CONSUL_VERSION),
-    ] {
-        meta.insert(k.to_string(), v.to_string());
-    }
-    let consul = structs::Service {
-        node: n.node_name.clone(),
-        id: "consul".into(),
-        service: "consul".into(),
-        port: i64::from(cfg.ports.server.max(0)),
-        weights_passing: 1,
-        weights_warning: 1,
-        meta,
-        ..Default::default()
-    };
-    let serf = structs::Check {
-        node: n.node_name.clone(),
-        check_id: msg::SERF_CHECK_ID.into(),
-        name: msg::SERF_CHECK_NAME.into(),
-        status: structs::health::PASSING.into(),
-        output: msg::SERF_ALIVE.into(),
-        ..Default::default()
-    };
-    let r = rpc
-        .apply(Command::Register(RegisterRequest {
-            node,
-            skip_node_update: false,
-            service: Some(consul),
-            checks: vec![serf],
-        }))
-        .await?;
-    if let Some((_, e)) = r.errors.first() {
-        return Err(crate::rpc::RpcError::Raft(e.clone()));
-    }
-    Ok(())
-}
-
-async fn expire_sessions(rpc: &Server) {
-    let with_ttl: Vec<(String, Duration)> = rpc.store().read(|t| {
-        t.sessions()
-            .filter_map(|s| {
-                let ttl = tribune_api::parse_go_duration(&s.ttl).ok()?;
-                (!ttl.is_zero()).then(|| (s.id.clone(), ttl))
-            })
-            .collect()
-    });
-    if with_ttl.is_empty() {
-        return;
-    }
-    for id in rpc.session_timers().expired(&with_ttl) {
-        tracing::info!(target: "agent", session = %id, "Session TTL expired; destroying it.");
-        if rpc
-            .apply(Command::SessionDestroy { id: id.clone() })
-            .await
-            .is_ok()
-        {
-            rpc.session_timers().remove(&id);
-        }
     }
 }
 

@@ -5,6 +5,7 @@
 //! (`default`: served by the leader; `stale`: served locally; `consistent`: the leader first
 //! confirms it still leads a quorum). Client agents and cross-DC forwarding plug in here.
 
+pub mod leader;
 mod listener;
 mod pool;
 mod wire;
