@@ -38,7 +38,7 @@ pub use error::{ConfigError, ConfigErrors};
 pub use flags::{agent_flags_usage, parse_agent_flags, AgentFlags};
 pub use runtime::{
     AclConfig, AclTokens, Addresses, DnsConfig, DnsSoa, GossipConfig, HttpConfig, PluginConfig,
-    Ports, RuntimeConfig, Secret,
+    Ports, RuntimeConfig, Secret, SyslogAddress, SyslogFormat,
 };
 pub use source::ConfigFormat;
 

@@ -12,6 +12,7 @@ mod error;
 mod health;
 mod kv;
 mod misc;
+mod monitor;
 mod query;
 mod routes;
 mod session;
@@ -90,6 +91,9 @@ pub(crate) struct Ctx {
     pub params: Params,
     pub authz: Authorizer,
     pub token: Option<String>,
+    /// `-dev` agents indent every JSON answer, as if `?pretty` were given (Consul's
+    /// `marshalJSON`, compat §1.5).
+    dev: bool,
 }
 
 impl Ctx {
@@ -103,15 +107,18 @@ impl Ctx {
                 return Err(ApiError::internal(crate::structs::msg::NO_PATH_TO_DC));
             }
         }
-        Ok(Ctx { params, authz, token })
+        let dev = s.info.debug_config.get("DevMode").and_then(serde_json::Value::as_bool).unwrap_or(false);
+        Ok(Ctx { params, authz, token, dev })
     }
 
     pub fn query(&self, s: &HttpState) -> Result<QueryOptions, ApiError> {
-        QueryOptions::parse(&self.params, s.limits.wait)
+        let mut q = QueryOptions::parse(&self.params, s.limits.wait)?;
+        q.pretty |= self.dev;
+        Ok(q)
     }
 
     pub fn pretty(&self) -> bool {
-        self.params.has("pretty")
+        self.params.has("pretty") || self.dev
     }
 }
 

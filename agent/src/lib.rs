@@ -10,6 +10,8 @@
 //! - [`rpc`]: the server's endpoints: writes through Raft, reads with a consistency mode.
 //! - [`local`]: services and checks owned by this agent, persisted, synced by anti-entropy.
 //! - [`checks`]: HTTP, TCP, TTL, gRPC and script checks with flap damping.
+//! - [`gossip`]: the LAN/WAN member pools: foca (SWIM) with encrypted UDP+TCP transport,
+//!   keyring, member metadata, user events, leave and failure detection.
 //! - [`http`]: Consul's `/v1/` API: one route table, token resolution, blocking queries.
 //! - [`filter`]: the `?filter=` expression language.
 //! - [`acl`]: token resolution and the authorizer every handler asks.
@@ -27,6 +29,7 @@ pub mod checks;
 pub mod cli;
 pub mod config;
 pub mod filter;
+pub mod gossip;
 pub mod http;
 pub mod local;
 pub mod logging;

@@ -102,6 +102,9 @@ pub struct LocalAgent {
     rpc: Arc<Server>,
     sync: Notify,
     events: EventBuffer,
+    /// Held from taking the snapshot to renaming the file, so concurrent registrations
+    /// neither share the temporary file nor let an older snapshot overwrite a newer one.
+    persist_lock: Mutex<()>,
 }
 
 /// The on-disk shape of API-registered entries (versioned).
@@ -138,7 +141,16 @@ impl LocalAgent {
         updates: tokio::sync::mpsc::UnboundedSender<CheckUpdate>,
     ) -> LocalAgent {
         let runner = Runner::new(opts.checks.clone(), updates);
-        LocalAgent { node, opts, state: Mutex::new(State::default()), runner, rpc, sync: Notify::new(), events: EventBuffer::default() }
+        LocalAgent {
+            node,
+            opts,
+            state: Mutex::new(State::default()),
+            runner,
+            rpc,
+            sync: Notify::new(),
+            events: EventBuffer::default(),
+            persist_lock: Mutex::new(()),
+        }
     }
 
     pub fn node(&self) -> &NodeInfo {
@@ -169,6 +181,18 @@ impl LocalAgent {
         }
         for c in p.checks {
             let id = check_id_of(&c.def);
+            if is_maintenance_check(&id) {
+                // Maintenance survives a restart (Consul persists it); it has no check type, so
+                // it is restored as maintenance rather than validated as a check definition.
+                if c.def.service_id.is_empty() {
+                    self.set_node_maintenance(true, &c.def.notes);
+                } else if let Err(e) = self.set_service_maintenance(&c.def.service_id, true, &c.def.notes) {
+                    tracing::warn!(target: "agent", error = %e, "Dropped the maintenance mode of a service that is gone.");
+                    continue;
+                }
+                n += 1;
+                continue;
+            }
             if !self.state.lock().checks.contains_key(&id) {
                 if let Err(e) = self.add_check(c.def, &c.token, Source::Api) {
                     tracing::warn!(target: "agent", error = %e, "Dropped a persisted check that no longer validates.");
@@ -191,6 +215,7 @@ impl LocalAgent {
 
     fn persist(&self) {
         let Some(dir) = &self.opts.data_dir else { return };
+        let _writing = self.persist_lock.lock();
         let p = {
             let st = self.state.lock();
             Persisted {
@@ -267,6 +292,10 @@ impl LocalAgent {
         let many = defs.len() > 1;
         let mut prepared = Vec::new();
         for (i, mut c) in defs.into_iter().enumerate() {
+            // Consul refuses the whole registration, with this text and no `Invalid check:`.
+            if !c.status.is_empty() && !health::is_valid(&c.status) {
+                return Err(LocalError::Invalid(msg::BAD_CHECK_STATUS.into()));
+            }
             if c.id.is_empty() {
                 c.id = if many { format!("service:{}:{}", def.id, i + 1) } else { format!("service:{}", def.id) };
             }
@@ -521,12 +550,15 @@ impl LocalAgent {
                     service_id: service_id.to_string(),
                     service_name: service.as_ref().map(|s| s.service.clone()).unwrap_or_default(),
                     service_tags: service.map(|s| s.tags).unwrap_or_default(),
-                    check_type: "maintenance".to_string(),
+                    // Consul reports maintenance checks with an empty `Type` (compat §7.3).
+                    check_type: String::new(),
                     ..Default::default()
                 };
+                // Persisted like any API check; `load_persisted` recognises it by its ID.
                 let def = CheckDefinition {
                     id: check_id.to_string(),
                     name: name.to_string(),
+                    notes: notes.to_string(),
                     service_id: service_id.to_string(),
                     ..Default::default()
                 };
@@ -662,7 +694,8 @@ impl LocalAgent {
         self.sync.notify_one();
     }
 
-    fn node_record(&self) -> structs::Node {
+    /// This node as a catalog row.
+    pub fn node_record(&self) -> structs::Node {
         structs::Node {
             id: self.node.node_id.clone(),
             node: self.node.node_name.clone(),
@@ -839,6 +872,11 @@ fn mark_check_synced(st: &mut State, c: &Check) {
             l.output_synced = Instant::now();
         }
     }
+}
+
+/// `_node_maintenance` or `_service_maintenance:<id>`.
+fn is_maintenance_check(id: &str) -> bool {
+    id == msg::NODE_MAINT_ID || id.starts_with(msg::SERVICE_MAINT_PREFIX)
 }
 
 fn check_id_of(def: &CheckDefinition) -> String {

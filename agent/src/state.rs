@@ -101,14 +101,17 @@ impl Store {
                         resp.errors.push((0, e));
                     }
                 }
-                Command::Deregister(req) => t.deregister(index, req, &mut changes),
+                Command::Deregister(req) => {
+                    let delays = t.deregister(index, req, &mut changes);
+                    self.add_lock_delays(delays);
+                }
                 Command::Kv(op) => {
                     let mut delays = Vec::new();
-                    t.kv_txn(index, std::slice::from_ref(op), &mut resp, &mut changes, &mut delays)
+                    t.kv_txn(index, std::slice::from_ref(op), false, &mut resp, &mut changes, &mut delays)
                 }
                 Command::Txn(ops) => {
                     let mut delays = Vec::new();
-                    t.kv_txn(index, ops, &mut resp, &mut changes, &mut delays)
+                    t.kv_txn(index, ops, true, &mut resp, &mut changes, &mut delays)
                 }
                 Command::SessionCreate(s) => {
                     if let Err(e) = t.session_create(index, s, &mut changes) {

@@ -80,7 +80,8 @@ pub struct Agent {
 
 impl Agent {
     /// Starts `tribune agent -dev` named `node` on free loopback ports and
-    /// returns once it answers `GET /v1/agent/self` and has elected itself.
+    /// returns once it answers `GET /v1/agent/self`, has elected itself and
+    /// has registered its node in the catalog.
     pub async fn start_dev(node: &str) -> anyhow::Result<Agent> {
         Agent::start_dev_with_args(node, &[]).await
     }
@@ -124,7 +125,7 @@ impl Agent {
     /// If the config sets `acl.tokens.initial_management` (or the seed's
     /// `acl.tokens.master`), the helpers send it as `X-Consul-Token`.
     /// Returns once `GET /v1/agent/self` answers 200 and, for a server, once a
-    /// leader is known.
+    /// leader is known and the node is registered.
     pub async fn start_with_config(config: Value) -> anyhow::Result<Agent> {
         Agent::start_with_config_files(config, &[]).await
     }
@@ -249,15 +250,47 @@ impl Agent {
 
     /// [`Agent::wait_for_leader`] for the start functions: the agent is
     /// dropped on error without a panic, so the error carries its output.
+    ///
+    /// It also waits for the server to have registered its own node with the
+    /// `serfHealth` check: the leader does that shortly after its election,
+    /// and a suite reading the catalog before it would see no `consul`
+    /// service and no node checks.
     async fn wait_for_leader_or_explain(&self) -> anyhow::Result<()> {
-        self.wait_for_leader()
-            .await
-            .map_err(|err| anyhow::anyhow!("{err:#}\n{}", self.process.output_tail()))
+        let explain =
+            |err: anyhow::Error| anyhow::anyhow!("{err:#}\n{}", self.process.output_tail());
+        self.wait_for_leader().await.map_err(explain)?;
+        self.wait_for_self_registration().await.map_err(explain)
+    }
+
+    /// Waits until `GET /v1/health/node/<node>` lists `serfHealth`.
+    pub async fn wait_for_self_registration(&self) -> anyhow::Result<()> {
+        let path = format!("/v1/health/node/{}", self.node);
+        wait_until(
+            LEADER_TIMEOUT,
+            "the agent to register its node with serfHealth",
+            || async {
+                let checks = self.http_get(&path).await?.ensure_ok()?.json()?;
+                let found = checks
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|c| c["CheckID"] == "serfHealth"));
+                if found {
+                    Ok(())
+                } else {
+                    bail!("GET {path} answered {checks}")
+                }
+            },
+        )
+        .await
     }
 
     /// Kills the process with SIGKILL (no graceful shutdown) and reaps it.
     pub fn kill(&mut self) -> anyhow::Result<()> {
         self.process.kill()
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGHUP` to reload) to the running process.
+    pub fn signal(&mut self, signal: i32) -> anyhow::Result<()> {
+        self.process.signal(signal)
     }
 
     /// Sends SIGTERM and waits up to `timeout` for the process to exit;

@@ -17,6 +17,8 @@
 //!   (the target of health checks);
 //! - [`scrape`]: node_exporter and the Prometheus-compatible scrapers that
 //!   discover targets through `consul_sd_configs`.
+//! - [`rsyslog`]: a private instance of Debian's rsyslogd with the seed's
+//!   `local0.*` rule, for the logging suite.
 //!
 //! The `tribune` binary is found through `TRIBUNE_BIN` (set by
 //! `scripts/test.sh` after it builds the binary) or next to the test
@@ -25,6 +27,7 @@
 pub mod agent;
 pub mod http;
 pub mod process;
+pub mod rsyslog;
 pub mod scrape;
 pub mod stub;
 pub mod wait;

@@ -3,7 +3,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -17,6 +17,7 @@ pub struct StatusServer {
     addr: SocketAddr,
     status: Arc<AtomicU16>,
     requests: Arc<AtomicU64>,
+    last: Arc<Mutex<String>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -29,10 +30,11 @@ impl StatusServer {
         let addr = listener.local_addr()?;
         let status = Arc::new(AtomicU16::new(status));
         let requests = Arc::new(AtomicU64::new(0));
-        let (st, rq) = (status.clone(), requests.clone());
+        let last = Arc::new(Mutex::new(String::new()));
+        let (st, rq, ls) = (status.clone(), requests.clone(), last.clone());
         let task = tokio::spawn(async move {
             while let Ok((mut conn, _)) = listener.accept().await {
-                let (st, rq) = (st.clone(), rq.clone());
+                let (st, rq, ls) = (st.clone(), rq.clone(), ls.clone());
                 tokio::spawn(async move {
                     // Read the request head; health checks send no body.
                     let mut buf = vec![0u8; 8192];
@@ -45,6 +47,9 @@ impl StatusServer {
                         if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
                             break;
                         }
+                    }
+                    if let Ok(mut l) = ls.lock() {
+                        *l = String::from_utf8_lossy(&buf[..len]).into_owned();
                     }
                     rq.fetch_add(1, Ordering::SeqCst);
                     let code = st.load(Ordering::SeqCst);
@@ -65,6 +70,7 @@ impl StatusServer {
             addr,
             status,
             requests,
+            last,
             task,
         })
     }
@@ -82,6 +88,11 @@ impl StatusServer {
     /// Changes the status of the next answers.
     pub fn set_status(&self, status: u16) {
         self.status.store(status, Ordering::SeqCst);
+    }
+
+    /// The head (and whatever of the body came with it) of the last request.
+    pub fn last_request(&self) -> String {
+        self.last.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
     /// Requests answered so far.

@@ -9,7 +9,7 @@ use super::host;
 use super::merge::{Merged, Origin};
 use super::runtime::{
     AclConfig, AclTokens, Addresses, DnsConfig, DnsSoa, GossipConfig, HttpConfig, Ports,
-    RuntimeConfig, Secret,
+    RuntimeConfig, Secret, SyslogAddress, SyslogFormat,
 };
 use super::schema::{self, parse_ip, parse_ip_list, Located, Walked};
 use super::source::{self, ConfigFormat};
@@ -348,6 +348,7 @@ impl Builder<'_> {
         let tagged_addresses = self.tagged_addresses(advertise_addr, advertise_addr_wan);
 
         let encrypt = self.nonempty("encrypt").map(Secret::new);
+        let (syslog_address, syslog_tag, syslog_format) = self.syslog();
 
         let mut http_config = HttpConfig {
             block_endpoints: self.strings("http_config.block_endpoints"),
@@ -412,6 +413,12 @@ impl Builder<'_> {
                 .string("syslog_facility")
                 .map(|s| s.to_ascii_uppercase())
                 .unwrap_or_else(|| "LOCAL0".into()),
+            log_stdout: self.boolean("log_stdout").unwrap_or(true),
+            log_rotate_compress: self.boolean("log_rotate_compress").unwrap_or(false),
+            syslog_address,
+            syslog_tag,
+            syslog_format,
+            syslog_udp_rate: self.uint("syslog_udp_rate", 50_000u32),
             services: defs.services.into_iter().map(|l| l.item).collect(),
             checks: defs.checks.into_iter().map(|l| l.item).collect(),
             enable_script_checks,
@@ -453,6 +460,40 @@ impl Builder<'_> {
         };
         self.port_clashes(&config);
         config
+    }
+
+    /// Tribune's syslog keys: the address parsed, the tag checked against RFC 5424's
+    /// APP-NAME (1–48 printable ASCII characters, no space), the format.
+    fn syslog(&mut self) -> (Option<SyslogAddress>, String, SyslogFormat) {
+        let address = match self.nonempty("syslog_address") {
+            None => None,
+            Some(raw) => match SyslogAddress::parse(&raw) {
+                Ok(a) => Some(a),
+                Err(m) => {
+                    self.error("syslog_address", Some(raw), m);
+                    None
+                }
+            },
+        };
+        if address.is_some() && !self.boolean("enable_syslog").unwrap_or(false) {
+            self.warn(
+                "syslog_address is set but enable_syslog is false: nothing will be sent to syslog",
+            );
+        }
+        let tag = self.string("syslog_tag").unwrap_or_else(|| "tribune".into());
+        if tag.is_empty() || tag.len() > 48 || !tag.bytes().all(|b| (33..=126).contains(&b)) {
+            self.error(
+                "syslog_tag",
+                Some(tag.clone()),
+                "a syslog tag is 1 to 48 printable ASCII characters without spaces",
+            );
+        }
+        let format = match self.string("syslog_format").as_deref() {
+            Some("rfc5424") => SyslogFormat::Rfc5424,
+            Some("rfc3164") => SyslogFormat::Rfc3164,
+            _ => SyslogFormat::Auto,
+        };
+        (address, tag, format)
     }
 
     /// A datacenter name, lower-cased and checked against Consul's `[a-z0-9_-]`.

@@ -147,6 +147,99 @@ pub struct AclTokens {
     pub config_file_service_registration: Option<Secret>,
 }
 
+/// Where syslog lines go (`syslog_address`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SyslogAddress {
+    /// A local datagram socket: `unix:///dev/log` (or a bare absolute path).
+    Unix(PathBuf),
+    /// A collector over UDP, one message per datagram (RFC 5426): `udp://host:port`.
+    Udp(String),
+    /// A collector over TCP with octet-counting framing (RFC 6587): `tcp://host:port`.
+    Tcp(String),
+}
+
+impl SyslogAddress {
+    /// Parses `unix:///path`, `/path`, `udp://host[:port]` or `tcp://host[:port]` (port
+    /// 514 when absent; IPv6 hosts in brackets). Host names are resolved when connecting.
+    pub fn parse(s: &str) -> Result<SyslogAddress, String> {
+        let s = s.trim();
+        if s.starts_with('/') {
+            return Ok(SyslogAddress::Unix(PathBuf::from(s)));
+        }
+        let Some((scheme, rest)) = s.split_once("://") else {
+            return Err(
+                "expected unix:///path/to/socket, udp://host:port or tcp://host:port".into(),
+            );
+        };
+        match scheme.to_ascii_lowercase().as_str() {
+            "unix" | "unixgram" => {
+                if rest.starts_with('/') {
+                    Ok(SyslogAddress::Unix(PathBuf::from(rest)))
+                } else {
+                    Err("a unix socket path must be absolute (unix:///dev/log)".into())
+                }
+            }
+            "udp" => host_port(rest).map(SyslogAddress::Udp),
+            "tcp" => host_port(rest).map(SyslogAddress::Tcp),
+            other => Err(format!(
+                "unknown scheme {other:?}: expected unix, udp or tcp"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for SyslogAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SyslogAddress::Unix(p) => write!(f, "unix://{}", p.display()),
+            SyslogAddress::Udp(a) => write!(f, "udp://{a}"),
+            SyslogAddress::Tcp(a) => write!(f, "tcp://{a}"),
+        }
+    }
+}
+
+/// `host:port` with the port defaulted to 514 and checked.
+fn host_port(rest: &str) -> Result<String, String> {
+    let rest = rest.trim_end_matches('/');
+    if rest.is_empty() {
+        return Err("missing host".into());
+    }
+    let (host, port) = if let Some(inner) = rest.strip_prefix('[') {
+        let Some((host, after)) = inner.split_once(']') else {
+            return Err("unclosed [ in an IPv6 address".into());
+        };
+        (format!("[{host}]"), after.strip_prefix(':'))
+    } else {
+        match rest.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') => (h.to_string(), Some(p)),
+            Some(_) => return Err("write IPv6 addresses in brackets: [::1]:514".into()),
+            None => (rest.to_string(), None),
+        }
+    };
+    if host.is_empty() || host == "[]" {
+        return Err("missing host".into());
+    }
+    let port = match port {
+        None => 514,
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n > 0 => n,
+            _ => return Err(format!("invalid port {p:?}")),
+        },
+    };
+    Ok(format!("{host}:{port}"))
+}
+
+/// The wire format of syslog lines (`syslog_format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyslogFormat {
+    /// RFC 3164 as syslog(3) writes it for a local socket, RFC 5424 for a remote collector.
+    Auto,
+    /// RFC 5424 with the event's fields as structured data.
+    Rfc5424,
+    /// `<PRI>Mmm dd hh:mm:ss tag[pid]: msg`, what every local daemon parses.
+    Rfc3164,
+}
+
 /// DNS behaviour (`dns_config{...}`, compat §11.3).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DnsConfig {
@@ -405,6 +498,23 @@ pub struct RuntimeConfig {
     pub enable_syslog: bool,
     /// `syslog_facility`: upper-cased facility name ("LOCAL0").
     pub syslog_facility: String,
+    /// `log_stdout` (Tribune): also write log lines to the console (stderr), as Consul
+    /// always does (true). `false` with `enable_syslog` or `log_file` avoids the duplicate
+    /// lines journald and rsyslog both receive under systemd (compat §14.5).
+    pub log_stdout: bool,
+    /// `log_rotate_compress` (Tribune): gzip rotated archives (`<name>-<unixnanos>.log.gz`),
+    /// which the seed needed logrotate's `compress` for.
+    pub log_rotate_compress: bool,
+    /// `syslog_address` (Tribune): where syslog lines go; `None` is the local daemon's socket
+    /// (`/dev/log`, else `/var/run/syslog`, `/var/run/log`).
+    pub syslog_address: Option<SyslogAddress>,
+    /// `syslog_tag` (Tribune): the APP-NAME / tag of syslog lines ("tribune").
+    pub syslog_tag: String,
+    /// `syslog_format` (Tribune): the wire format of syslog lines.
+    pub syslog_format: SyslogFormat,
+    /// `syslog_udp_rate` (Tribune): most syslog messages per second sent over UDP (50000;
+    /// 0: unpaced). rsyslog drops UDP above about 75k/s.
+    pub syslog_udp_rate: u32,
     /// `service`/`services` from files, in source order. Definitions are as written (IDs and
     /// check IDs not yet defaulted); tokens are in `token` and hidden by `Debug`.
     pub services: Vec<ServiceDefinition>,
@@ -610,6 +720,12 @@ impl fmt::Debug for RuntimeConfig {
             log_rotate_max_files,
             enable_syslog,
             syslog_facility,
+            log_stdout,
+            log_rotate_compress,
+            syslog_address,
+            syslog_tag,
+            syslog_format,
+            syslog_udp_rate,
             services,
             checks,
             enable_script_checks,
@@ -680,6 +796,12 @@ impl fmt::Debug for RuntimeConfig {
             .field("log_rotate_max_files", log_rotate_max_files)
             .field("enable_syslog", enable_syslog)
             .field("syslog_facility", syslog_facility)
+            .field("log_stdout", log_stdout)
+            .field("log_rotate_compress", log_rotate_compress)
+            .field("syslog_address", syslog_address)
+            .field("syslog_tag", syslog_tag)
+            .field("syslog_format", syslog_format)
+            .field("syslog_udp_rate", syslog_udp_rate)
             .field("services", &RedactedServices(services))
             .field("checks", &RedactedChecks(checks))
             .field("enable_script_checks", enable_script_checks)
@@ -724,6 +846,22 @@ mod tests {
         assert_eq!(format!("{s}"), "<hidden>");
         assert_eq!(format!("{s:?}"), "<hidden>");
         assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[test]
+    fn syslog_addresses_parse() {
+        use SyslogAddress::*;
+        let ok = |s: &str| SyslogAddress::parse(s).unwrap();
+        assert_eq!(ok("unix:///dev/log"), Unix("/dev/log".into()));
+        assert_eq!(ok("/run/x.sock"), Unix("/run/x.sock".into()));
+        assert_eq!(ok("udp://10.0.0.1"), Udp("10.0.0.1:514".into()));
+        assert_eq!(ok("TCP://logs.example:6514"), Tcp("logs.example:6514".into()));
+        assert_eq!(ok("tcp://[::1]:601"), Tcp("[::1]:601".into()));
+        assert_eq!(ok("udp://[::1]"), Udp("[::1]:514".into()));
+        for bad in ["", "logs:514", "http://x", "tcp://", "tcp://h:0", "tcp://h:99999", "unix://rel", "udp://::1"] {
+            assert!(SyslogAddress::parse(bad).is_err(), "{bad:?} parsed");
+        }
+        assert_eq!(ok("tcp://h:1").to_string(), "tcp://h:1");
     }
 
     #[test]

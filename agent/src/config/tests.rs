@@ -854,6 +854,14 @@ fn golden_full_config_loads() {
     );
     assert_eq!(c.log_level, "error");
     assert_eq!(c.syslog_facility, "LOCAL5");
+    assert_eq!(
+        c.syslog_address,
+        Some(SyslogAddress::Tcp("logs.example:6514".into()))
+    );
+    assert_eq!(c.syslog_format, SyslogFormat::Rfc5424);
+    assert_eq!(c.syslog_tag, "tribune-golden");
+    assert_eq!(c.syslog_udp_rate, 20_000);
+    assert!(c.log_rotate_compress && !c.log_stdout);
     assert_eq!(c.domain, "golden.");
     assert_eq!(c.alt_domain.as_deref(), Some("example."));
     assert_eq!(
@@ -925,4 +933,79 @@ fn golden_file_covers_every_schema_key() {
     let mut missing = Vec::new();
     check(TOP, &v, "", &mut missing);
     assert!(missing.is_empty(), "full.json lacks {missing:?}");
+}
+
+/// Tribune's logging keys: defaults, values, and every mistake reported at once with file
+/// and key.
+#[test]
+fn logging_keys() {
+    let dir = dir_with(&[("a.json", r#"{"data_dir": "/tmp/x"}"#)]);
+    let (c, warnings) = run_dir(&dir, &[]).unwrap();
+    assert!(c.log_stdout && !c.log_rotate_compress);
+    assert_eq!(c.syslog_address, None);
+    assert_eq!(c.syslog_tag, "tribune");
+    assert_eq!(c.syslog_format, SyslogFormat::Auto);
+    assert_eq!(c.syslog_udp_rate, 50_000);
+    assert!(warnings.is_empty(), "{warnings:?}");
+
+    let dir = dir_with(&[(
+        "a.hcl",
+        "data_dir = \"/tmp/x\"\nenable_syslog = true\nsyslog_address = \"udp://127.0.0.1:5514\"\n\
+         syslog_tag = \"consul\"\nsyslog_format = \"rfc3164\"\nsyslog_udp_rate = 0\n\
+         log_stdout = false\nlog_rotate_compress = true\n",
+    )]);
+    let (c, _) = run_dir(&dir, &[]).unwrap();
+    assert_eq!(
+        c.syslog_address,
+        Some(SyslogAddress::Udp("127.0.0.1:5514".into()))
+    );
+    assert_eq!(c.syslog_tag, "consul");
+    assert_eq!(c.syslog_format, SyslogFormat::Rfc3164);
+    assert_eq!(c.syslog_udp_rate, 0);
+    assert!(!c.log_stdout && c.log_rotate_compress);
+
+    let dir = dir_with(&[(
+        "a.json",
+        r#"{"data_dir": "/tmp/x", "syslog_address": "logs:514"}"#,
+    )]);
+    let (c, warnings) = run_dir(
+        &dir,
+        &["-hcl", "syslog_address = \"unix:///tmp/s.sock\""],
+    )
+    .unwrap();
+    assert_eq!(c.syslog_address, Some(SyslogAddress::Unix("/tmp/s.sock".into())));
+    assert!(
+        warnings.iter().any(|w| w.contains("enable_syslog is false")),
+        "{warnings:?}"
+    );
+
+    let dir = dir_with(&[
+        ("01-address.json", r#"{"data_dir": "/tmp/x", "syslog_address": "http://x"}"#),
+        ("02-tag.json", r#"{"syslog_tag": "two words"}"#),
+        ("03-format.json", r#"{"syslog_format": "gelf"}"#),
+        ("04-rate.json", r#"{"syslog_udp_rate": -1}"#),
+        ("05-stdout.json", r#"{"log_stdout": "no"}"#),
+        ("06-compress.json", r#"{"log_rotate_compress": 1}"#),
+    ]);
+    let errors = errors_of(run_dir(&dir, &[]));
+    let mut got: Vec<(Option<String>, &str)> = errors
+        .iter()
+        .map(|e| (file_name(e), e.key.as_str()))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            (Some("01-address.json".into()), "syslog_address"),
+            (Some("02-tag.json".into()), "syslog_tag"),
+            (Some("03-format.json".into()), "syslog_format"),
+            (Some("04-rate.json".into()), "syslog_udp_rate"),
+            (Some("05-stdout.json".into()), "log_stdout"),
+            (Some("06-compress.json".into()), "log_rotate_compress"),
+        ],
+        "{errors}"
+    );
+    let text = errors.to_string();
+    assert!(text.contains("unknown scheme \"http\""), "{text}");
+    assert!(text.contains("\"two words\""), "{text}");
 }

@@ -76,11 +76,25 @@ pub async fn read(
     s.rpc.read_barrier(opts.consistency).await?;
     let store = s.rpc.store();
     let deadline = tokio::time::Instant::now() + opts.wait_with_jitter();
+    // The result as it was when this request started waiting: a later write that moves the
+    // index but leaves the result identical (another instance filtered out by `?passing` or
+    // `tag=`) does not end the wait (Consul's `ErrNotChanged`, compat §2.1.7); the timeout
+    // answer still carries the newest index.
+    let mut waited_on: Option<Arc<Computed>> = None;
     loop {
         let mut rx = store.watch(&key);
         let c = s.cache.get_or_compute(&cache_key, store, |t| f(t));
-        if opts.index == 0 || c.index > opts.index || tokio::time::Instant::now() >= deadline {
+        if opts.index == 0 || tokio::time::Instant::now() >= deadline {
             return Ok(render(s, &c, opts.pretty));
+        }
+        if c.index > opts.index {
+            let unchanged = waited_on.as_ref().is_some_and(|w| w.status == c.status && w.body == c.body);
+            if !unchanged {
+                return Ok(render(s, &c, opts.pretty));
+            }
+        }
+        if waited_on.is_none() {
+            waited_on = Some(c.clone());
         }
         tokio::select! {
             changed = rx.changed() => {

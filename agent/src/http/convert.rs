@@ -22,14 +22,19 @@ fn tagged(m: &BTreeMap<String, ServiceAddr>) -> BTreeMap<String, api::ServiceAdd
     m.iter().map(|(k, v)| (k.clone(), api::ServiceAddress { address: v.address.clone(), port: v.port })).collect()
 }
 
+/// A node's string map as Consul encodes it: a Go nil map, `null`, when empty (§6.3).
+fn nil_if_empty(m: &BTreeMap<String, String>) -> Option<BTreeMap<String, String>> {
+    (!m.is_empty()).then(|| m.clone())
+}
+
 pub fn node(n: &Node) -> api::Node {
     api::Node {
         id: n.id.clone(),
         node: n.node.clone(),
         address: n.address.clone(),
         datacenter: n.datacenter.clone(),
-        tagged_addresses: Some(n.tagged_addresses.clone()),
-        meta: Some(n.meta.clone()),
+        tagged_addresses: nil_if_empty(&n.tagged_addresses),
+        meta: nil_if_empty(&n.meta),
         create_index: n.create_index,
         modify_index: n.modify_index,
     }
@@ -79,7 +84,13 @@ pub fn agent_service(s: &Service, datacenter: &str) -> api::AgentService {
 
 pub fn catalog_service(n: Option<&Node>, s: &Service) -> api::CatalogService {
     let (id, address, datacenter, tagged_addresses, node_meta) = match n {
-        Some(n) => (n.id.clone(), n.address.clone(), n.datacenter.clone(), Some(n.tagged_addresses.clone()), Some(n.meta.clone())),
+        Some(n) => (
+            n.id.clone(),
+            n.address.clone(),
+            n.datacenter.clone(),
+            nil_if_empty(&n.tagged_addresses),
+            nil_if_empty(&n.meta),
+        ),
         None => (String::new(), String::new(), String::new(), None, None),
     };
     api::CatalogService {

@@ -121,3 +121,15 @@ pub async fn state_missing(State(s): State<Arc<HttpState>>, req: Request) -> Res
     Ctx::new(&s, &req)?;
     Err(ApiError::bad_request(msg::MISSING_CHECK_STATE))
 }
+
+/// `/v1/health/service/`, `/v1/health/checks/` and `/v1/catalog/service/` without a name.
+pub async fn service_missing(State(s): State<Arc<HttpState>>, req: Request) -> Result<Response, ApiError> {
+    Ctx::new(&s, &req)?;
+    Err(ApiError::bad_request(msg::MISSING_SERVICE_NAME))
+}
+
+/// `/v1/health/node/` without a name.
+pub async fn node_missing(State(s): State<Arc<HttpState>>, req: Request) -> Result<Response, ApiError> {
+    Ctx::new(&s, &req)?;
+    Err(ApiError::bad_request(msg::MISSING_NODE_NAME))
+}

@@ -40,7 +40,7 @@ fn validate_key(key: &str) -> Result<(), ApiError> {
 
 pub async fn get(State(s): State<Arc<HttpState>>, Path(key): Path<String>, req: Request) -> Result<Response, ApiError> {
     let ctx = Ctx::new(&s, &req)?;
-    let q = ctx.query(&s)?;
+    let mut q = ctx.query(&s)?;
     let cache = format!("kv/{key}?{}", ctx.params.cache_key());
     if ctx.params.has("keys") {
         let sep = ctx.params.get("separator").or_else(|| ctx.params.get("seperator")).unwrap_or("").to_string();
@@ -81,6 +81,8 @@ pub async fn get(State(s): State<Arc<HttpState>>, Path(key): Path<String>, req: 
     }
     ctx.authz.require(Resource::Key, &key, Access::Read)?;
     let raw = ctx.params.has("raw");
+    // A raw value goes out byte for byte, even when it happens to be JSON.
+    q.pretty &= !raw;
     let resp = blocking::read(&s, &q, WatchKey::KvKey(key.clone()), cache, |t: &Tables| {
         let index = t.kv_key_index(&key);
         match t.kv_get(&key) {
@@ -212,6 +214,11 @@ pub async fn txn(State(s): State<Arc<HttpState>>, req: Request) -> Result<Respon
         let access = if verb.is_read() { Access::Read } else { Access::Write };
         if !ctx.authz.allows(Resource::Key, &kv.key, access) {
             errors.push(api::TxnError { op_index: i, what: "Permission denied".into() });
+            continue;
+        }
+        // The lock delay binds transactions too (Consul's `kvsPreApply` runs for both).
+        if verb == KvVerb::Lock && s.rpc.store().in_lock_delay(&kv.key) {
+            errors.push(api::TxnError { op_index: i, what: format!("failed to lock key {:?} due to lock delay", kv.key) });
             continue;
         }
         let value = match &kv.value {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 pub fn router(state: Arc<HttpState>) -> Router {
     let put_or_post = |h| put(h).post(h);
-    Router::new()
+    let api = Router::new()
         // agent
         .route("/v1/agent/self", get(agent::self_))
         .route("/v1/agent/members", get(agent::members))
@@ -37,6 +37,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/v1/agent/health/service/id/{id}", get(agent::health_by_id))
         .route("/v1/agent/health/service/name/{name}", get(agent::health_by_name))
         .route("/v1/agent/version", get(agent::version))
+        .route("/v1/agent/monitor", get(super::monitor::monitor))
         // catalog
         .route("/v1/catalog/register", put(catalog::register))
         .route("/v1/catalog/deregister", put(catalog::deregister))
@@ -51,6 +52,10 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/v1/health/service/{service}", get(health::service))
         .route("/v1/health/state/{state}", get(health::state))
         .route("/v1/health/state/", get(health::state_missing))
+        .route("/v1/health/node/", get(health::node_missing))
+        .route("/v1/health/checks/", get(health::service_missing))
+        .route("/v1/health/service/", get(health::service_missing))
+        .route("/v1/catalog/service/", get(health::service_missing))
         // kv
         .route("/v1/kv/", get(kv::get_root).put(kv::put_root).delete(kv::delete_root))
         .route("/v1/kv/{*key}", get(kv::get).put(kv::put).delete(kv::delete))
@@ -75,8 +80,10 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/ui/{*rest}", get(ui))
         .route("/v1/{*rest}", put_or_post(unknown_v1).get(unknown_v1).delete(unknown_v1))
         .fallback(unknown)
-        .layer(middleware::from_fn(consul_conventions))
-        .with_state(state)
+        .with_state(state);
+    // The conventions wrap the whole table rather than each route: axum adds the `Allow`
+    // header of a 405 after a per-route layer has run, so only an outer layer sees it.
+    Router::new().fallback_service(api).layer(middleware::from_fn(consul_conventions))
 }
 
 async fn root(State(s): State<Arc<HttpState>>) -> Response {

@@ -2,6 +2,7 @@
 
 use super::{Changes, Table, Tables};
 use crate::structs::{health, DeregisterRequest, RegisterRequest};
+use std::time::Duration;
 
 impl Tables {
     pub(super) fn register(
@@ -138,7 +139,15 @@ impl Tables {
         Ok(())
     }
 
-    pub(super) fn deregister(&mut self, index: u64, req: &DeregisterRequest, changes: &mut Changes) {
+    /// Removes a check, a service or a whole node; returns the lock delays of the sessions
+    /// this invalidated (like any session invalidation, compat §8.2).
+    pub(super) fn deregister(
+        &mut self,
+        index: u64,
+        req: &DeregisterRequest,
+        changes: &mut Changes,
+    ) -> Vec<(String, Duration)> {
+        let mut delays = Vec::new();
         let node = req.node.clone();
         if let Some(check_id) = &req.check_id {
             if let Some(c) = self.checks.remove(&(node.clone(), check_id.clone())) {
@@ -150,21 +159,21 @@ impl Tables {
                     self.node_index.insert(node.clone(), index);
                     changes.nodes.insert(node.clone());
                 }
-                self.destroy_sessions_bound_to(index, &node, check_id, changes);
+                delays.extend(self.destroy_sessions_bound_to(index, &node, check_id, changes));
             }
-            return;
+            return delays;
         }
         if let Some(service_id) = &req.service_id {
-            self.remove_service(index, &node, service_id, changes);
-            return;
+            delays.extend(self.remove_service(index, &node, service_id, changes));
+            return delays;
         }
         // The whole node.
         if self.nodes.remove(&node).is_none() {
-            return;
+            return delays;
         }
         let ids: Vec<String> = self.node_services(&node).map(|s| s.id.clone()).collect();
         for id in ids {
-            self.remove_service(index, &node, &id, changes);
+            delays.extend(self.remove_service(index, &node, &id, changes));
         }
         let check_ids: Vec<String> = self.node_checks(&node).map(|c| c.check_id.clone()).collect();
         for id in check_ids {
@@ -174,15 +183,17 @@ impl Tables {
         let sessions: Vec<String> =
             self.sessions.values().filter(|s| s.node == node).map(|s| s.id.clone()).collect();
         for id in sessions {
-            self.session_destroy(index, &id, changes);
+            delays.extend(self.session_destroy(index, &id, changes));
         }
         changes.tables.insert(Table::Nodes);
         self.touch_node(&node, index, changes);
+        delays
     }
 
-    fn remove_service(&mut self, index: u64, node: &str, id: &str, changes: &mut Changes) {
+    fn remove_service(&mut self, index: u64, node: &str, id: &str, changes: &mut Changes) -> Vec<(String, Duration)> {
+        let mut delays = Vec::new();
         let key = (node.to_string(), id.to_string());
-        let Some(s) = self.services.remove(&key) else { return };
+        let Some(s) = self.services.remove(&key) else { return delays };
         if let Some(set) = self.by_name.get_mut(&s.service) {
             set.remove(&key);
             if set.is_empty() {
@@ -194,15 +205,22 @@ impl Tables {
         for cid in check_ids {
             self.checks.remove(&(node.to_string(), cid.clone()));
             changes.tables.insert(Table::Checks);
-            self.destroy_sessions_bound_to(index, node, &cid, changes);
+            delays.extend(self.destroy_sessions_bound_to(index, node, &cid, changes));
         }
         changes.tables.insert(Table::Services);
         self.touch_service(&s.service, index, changes);
         self.node_index.insert(node.to_string(), index);
         changes.nodes.insert(node.to_string());
+        delays
     }
 
-    fn destroy_sessions_bound_to(&mut self, index: u64, node: &str, check_id: &str, changes: &mut Changes) {
+    fn destroy_sessions_bound_to(
+        &mut self,
+        index: u64,
+        node: &str,
+        check_id: &str,
+        changes: &mut Changes,
+    ) -> Vec<(String, Duration)> {
         let ids: Vec<String> = self
             .sessions
             .values()
@@ -213,8 +231,10 @@ impl Tables {
             })
             .map(|s| s.id.clone())
             .collect();
+        let mut delays = Vec::new();
         for id in ids {
-            self.session_destroy(index, &id, changes);
+            delays.extend(self.session_destroy(index, &id, changes));
         }
+        delays
     }
 }

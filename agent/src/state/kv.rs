@@ -33,17 +33,18 @@ impl Tables {
         merged.into_values().collect()
     }
 
-    /// Applies `ops` atomically. Single KV writes answer `ok = false` for a failed cas/lock;
-    /// transactions turn any failure into an error and apply nothing.
+    /// Applies `ops` atomically: any failure is an error and nothing is applied (a plain KV
+    /// write reads it as `ok = false`). A transaction (`txn`, even of one operation) also
+    /// answers its results in operation order; a plain KV write has none.
     pub(super) fn kv_txn(
         &mut self,
         index: u64,
         ops: &[KvOp],
+        txn: bool,
         resp: &mut CommandResponse,
         changes: &mut Changes,
         _delays: &mut Vec<(String, Duration)>,
     ) {
-        let single = ops.len() == 1;
         let mut overlay = Overlay::new();
         // Per operation: a read's entry, or the key whose final state a write returns.
         let mut results: Vec<Vec<Result<DirEntry, String>>> = Vec::with_capacity(ops.len());
@@ -109,12 +110,19 @@ impl Tables {
                     // A tree read returns every entry under the prefix, each its own result.
                     results[i] = self.kv_view_tree(&overlay, &op.key).into_iter().map(Ok).collect();
                 }
-                KvVerb::CheckIndex => match &current {
-                    Some(e) if e.modify_index == op.index => {}
+                // Checks that pass answer the entry without its value, as Consul's do.
+                KvVerb::CheckIndex => match current {
+                    Some(mut e) if e.modify_index == op.index => {
+                        e.value.clear();
+                        results[i] = vec![Ok(e)];
+                    }
                     _ => fail(resp, format!("current modify index for key {:?} doesn't match", op.key)),
                 },
-                KvVerb::CheckSession => match &current {
-                    Some(e) if e.session == op.session => {}
+                KvVerb::CheckSession => match current {
+                    Some(mut e) if e.session == op.session => {
+                        e.value.clear();
+                        results[i] = vec![Ok(e)];
+                    }
                     _ => fail(resp, format!("lock for key {:?} isn't held by session", op.key)),
                 },
                 KvVerb::CheckNotExists => {
@@ -137,16 +145,12 @@ impl Tables {
                     }
                 }
             }
-            if !single && !resp.errors.is_empty() {
-                // Keep collecting errors like Consul, but nothing will be applied.
-                continue;
-            }
         }
         if !resp.errors.is_empty() {
             resp.entries.clear();
             return;
         }
-        if !single {
+        if txn {
             for r in results.into_iter().flatten() {
                 match r {
                     Ok(e) => resp.entries.push(e),
