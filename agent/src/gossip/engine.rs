@@ -30,14 +30,18 @@ use rand::{Rng as _, RngCore as _, SeedableRng as _};
 use tracing::{debug, info, warn};
 
 use super::keyring::OVERHEAD;
-use super::wire::{Item, ItemKey, LeaveItem, MetaItem, MetaVersion, NodeId, PushPull, KIND_FOCA, MAX_UDP};
+use super::wire::{
+    Item, ItemKey, LeaveItem, MetaItem, MetaVersion, NodeId, PushPull, KIND_FOCA, KIND_META,
+    KIND_META_REQ, MAX_UDP,
+};
 use super::{GossipConfig, GossipEvent, Member, MemberMeta, MemberStatus, Pool, UserEvent};
 
 /// How often the core reaps and looks for members whose metadata is missing.
 const TICK: Duration = Duration::from_millis(500);
-/// A member whose metadata has not arrived this long after it came up is asked directly.
-const META_GRACE: Duration = Duration::from_secs(2);
-const META_RETRY: Duration = Duration::from_secs(5);
+/// A member whose metadata has not arrived this long after it came up is asked directly
+/// (a datagram; every third attempt a push-pull).
+const META_GRACE: Duration = Duration::from_millis(150);
+const META_RETRY: Duration = Duration::from_secs(1);
 /// Metadata of a name that never became a member is forgotten after this.
 const ORPHAN_META: Duration = Duration::from_secs(300);
 /// Minimum spacing of the immediate gossip rounds sent when news arrives.
@@ -202,6 +206,7 @@ struct Entry {
     reported: Option<MemberStatus>,
     meta_wanted: Option<Instant>,
     last_pull: Option<Instant>,
+    meta_attempts: u32,
 }
 
 /// The numbers the core runs with.
@@ -246,10 +251,14 @@ impl Params {
             .mul_f64(f64::from(self.suspicion_mult) * scale)
     }
 
-    /// memberlist's retransmit limit: `mult × ceil(log10(n + 1))`.
+    /// memberlist's retransmit limit, `mult × ceil(log10(n + 1))`, but at least two gossip
+    /// rounds' worth: news is gossiped at once to `gossip_nodes` members, and one round
+    /// alone leaves a small cluster a few-percent chance that some member misses it.
     fn retransmits(&self, n: usize) -> NonZeroU8 {
         let scale = ((n + 1) as f64).log10().ceil().max(1.0);
-        let tx = (f64::from(self.retransmit_mult) * scale).clamp(1.0, 255.0) as u8;
+        let tx = (f64::from(self.retransmit_mult) * scale)
+            .max(2.0 * self.gossip_nodes as f64)
+            .clamp(1.0, 255.0) as u8;
         NonZeroU8::new(tx).unwrap_or(NonZeroU8::MIN)
     }
 
@@ -320,6 +329,8 @@ pub(crate) struct Core {
     next_tick: Instant,
     next_push_pull: Instant,
     last_eager: Option<Instant>,
+    eager_due: Option<Instant>,
+    meta_due: Option<Instant>,
     cluster_size: usize,
     dirty: bool,
     leaving: bool,
@@ -368,6 +379,8 @@ impl Core {
             next_tick: now + TICK,
             next_push_pull: now + first_push_pull,
             last_eager: None,
+            eager_due: None,
+            meta_due: None,
             cluster_size: 1,
             dirty: true,
             leaving: false,
@@ -396,6 +409,9 @@ impl Core {
         if let Some(((t, _), _)) = self.timers.first_key_value() {
             at = at.min(*t);
         }
+        for t in [self.eager_due, self.meta_due].into_iter().flatten() {
+            at = at.min(t);
+        }
         at
     }
 
@@ -412,12 +428,29 @@ impl Core {
         std::mem::replace(&mut self.dirty, false)
     }
 
-    /// A datagram's payload (kind byte first), already decrypted.
-    pub(crate) fn handle_packet(&mut self, now: Instant, payload: &[u8]) {
+    /// A datagram's payload (kind byte first), already decrypted; `from` is the UDP source
+    /// (`None` for a payload that came over TCP).
+    pub(crate) fn handle_packet(&mut self, now: Instant, from: Option<SocketAddr>, payload: &[u8]) {
         if self.left {
             return;
         }
         match payload.split_first() {
+            Some((&KIND_META_REQ, _)) => {
+                if let Some(to) = from {
+                    let mut payload = vec![KIND_META];
+                    payload.extend(postcard::to_allocvec(&self.local_meta).unwrap_or_default());
+                    self.actions.push(Action::Send { to, payload });
+                }
+            }
+            Some((&KIND_META, data)) => match postcard::from_bytes::<MetaItem>(data) {
+                Ok(m) => {
+                    self.ingest(Item::Meta(m), false);
+                    self.after_foca(now);
+                }
+                Err(e) => {
+                    debug!(target: "gossip", pool = %self.p.pool, error = %e, "Ignored malformed metadata.");
+                }
+            },
             Some((&KIND_FOCA, data)) => {
                 if let Err(e) = self.foca.handle_data(data, &mut self.out) {
                     debug!(target: "gossip", pool = %self.p.pool, error = %e, "Ignored a gossip packet.");
@@ -452,6 +485,15 @@ impl Core {
                 }
             }
             self.after_foca(now);
+        }
+        if self.eager_due.is_some_and(|t| now >= t) {
+            self.eager_due = None;
+            self.last_eager = Some(now);
+            let _ = self.foca.gossip(&mut self.out);
+            self.after_foca(now);
+        }
+        if self.meta_due.is_some_and(|t| now >= t) {
+            self.request_metas(now);
         }
         if now >= self.next_tick {
             self.tick(now);
@@ -681,6 +723,7 @@ impl Core {
                     reported: None,
                     meta_wanted: None,
                     last_pull: None,
+                    meta_attempts: 0,
                 },
             );
             self.dirty = true;
@@ -905,11 +948,19 @@ impl Core {
                 self.schedule(now + after, timer);
             }
             self.resize(now);
-            if news && !self.left && self.last_eager.is_none_or(|t| now >= t + EAGER_GOSSIP) {
+            if news && !self.left {
                 // Spread news now rather than at the next gossip tick: joins, failures and
                 // events converge in a few round trips instead of a few intervals.
-                self.last_eager = Some(now);
-                let _ = self.foca.gossip(&mut self.out);
+                match self.last_eager {
+                    Some(t) if now < t + EAGER_GOSSIP => {
+                        self.eager_due.get_or_insert(t + EAGER_GOSSIP);
+                    }
+                    _ => {
+                        self.last_eager = Some(now);
+                        self.eager_due = None;
+                        let _ = self.foca.gossip(&mut self.out);
+                    }
+                }
             }
         }
     }
@@ -951,6 +1002,7 @@ impl Core {
                     return;
                 };
                 e.meta_wanted = None;
+                e.meta_attempts = 0;
                 let alive = matches!(e.reported, Some(MemberStatus::Alive | MemberStatus::Leaving));
                 if alive && changed {
                     if let Some(member) = self.members.get(&name).and_then(|e| self.view(&name, e)) {
@@ -1025,11 +1077,18 @@ impl Core {
                     reported: None,
                     meta_wanted: None,
                     last_pull: None,
+                    meta_attempts: 0,
                 });
                 e.id = id;
                 e.status = MemberStatus::Alive;
                 e.since = now;
                 e.meta_wanted = (!has_meta).then_some(now);
+                e.last_pull = None;
+                e.meta_attempts = 0;
+                if !has_meta {
+                    let due = now + META_GRACE;
+                    self.meta_due = Some(self.meta_due.map_or(due, |t| t.min(due)));
+                }
                 self.dirty = true;
                 self.report(&name);
             }
@@ -1043,6 +1102,7 @@ impl Core {
                     reported: None,
                     meta_wanted: None,
                     last_pull: None,
+                    meta_attempts: 0,
                 });
                 e.id = id;
                 e.status = if left {
@@ -1139,7 +1199,39 @@ impl Core {
         }
     }
 
-    /// Reaping, missing metadata, forgotten orphans.
+    /// Asks members that came up without metadata for it.
+    fn request_metas(&mut self, now: Instant) {
+        self.meta_due = None;
+        let mut next: Option<Instant> = None;
+        let mut asks = Vec::new();
+        for e in self.members.values_mut() {
+            let Some(since) = e.meta_wanted else { continue };
+            if !matches!(e.status, MemberStatus::Alive | MemberStatus::Leaving) {
+                continue;
+            }
+            let due = e.last_pull.map_or(since + META_GRACE, |t| t + META_RETRY);
+            let due = if now >= due {
+                e.last_pull = Some(now);
+                e.meta_attempts += 1;
+                asks.push(if e.meta_attempts % 3 == 0 {
+                    Action::PushPull { addr: e.id.addr }
+                } else {
+                    Action::Send {
+                        to: e.id.addr,
+                        payload: vec![KIND_META_REQ],
+                    }
+                });
+                now + META_RETRY
+            } else {
+                due
+            };
+            next = Some(next.map_or(due, |t| t.min(due)));
+        }
+        self.actions.extend(asks);
+        self.meta_due = next;
+    }
+
+    /// Reaping and forgotten orphans.
     fn tick(&mut self, now: Instant) {
         self.next_tick = now + TICK;
         let expired: Vec<String> = self
@@ -1163,16 +1255,6 @@ impl Core {
                 self.events.push(GossipEvent::Reaped(member));
             }
         }
-        let mut pulls = Vec::new();
-        for e in self.members.values_mut() {
-            let Some(since) = e.meta_wanted else { continue };
-            if now >= since + META_GRACE && e.last_pull.is_none_or(|t| now >= t + META_RETRY) {
-                e.last_pull = Some(now);
-                pulls.push(e.id.addr);
-            }
-        }
-        self.actions
-            .extend(pulls.into_iter().map(|addr| Action::PushPull { addr }));
         let members = &self.members;
         self.metas
             .retain(|name, (_, at)| members.contains_key(name) || now < *at + ORPHAN_META);
@@ -1181,6 +1263,17 @@ impl Core {
 
 #[cfg(test)]
 impl Core {
+    /// (active members in foca, entries, entries without metadata)
+    pub(crate) fn counts(&self) -> (usize, usize, Vec<String>) {
+        let missing = self
+            .members
+            .keys()
+            .filter(|n| !self.metas.contains_key(*n))
+            .cloned()
+            .collect();
+        (self.foca.num_members(), self.members.len(), missing)
+    }
+
     pub(crate) fn suspected(&self) -> usize {
         self.foca
             .iter_membership_state()

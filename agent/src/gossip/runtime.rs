@@ -365,7 +365,7 @@ async fn engine_loop(
                         inner.crypto(&ring).open_packet(&buf[..n])
                     };
                     match opened {
-                        Ok(payload) => core.handle_packet(now(), &payload),
+                        Ok(payload) => core.handle_packet(now(), Some(from), &payload),
                         Err(e) => inner.rejected(from, "datagram", &e),
                     }
                 }
@@ -399,7 +399,7 @@ async fn engine_loop(
 async fn handle_cmd(core: &mut Core, inner: &Arc<Inner>, cmd: Cmd) -> Option<Leaving> {
     let t = now();
     match cmd {
-        Cmd::Packet(p) => core.handle_packet(t, &p),
+        Cmd::Packet(p) => core.handle_packet(t, None, &p),
         Cmd::Liveness { id, refused } => core.liveness_result(t, &id, refused),
         Cmd::BuildPushPull { join, reply } => {
             let _ = reply.send(core.push_pull_request(join));

@@ -82,7 +82,7 @@ mod sim {
 
     #[derive(PartialEq, Eq, PartialOrd, Ord, Debug)]
     enum Delivery {
-        Packet(Vec<u8>),
+        Packet(SocketAddr, Vec<u8>),
         Liveness(usize, bool),
     }
 
@@ -145,7 +145,8 @@ mod sim {
                             continue;
                         }
                         let lat = Duration::from_micros(self.rng.gen_range(200..2_000));
-                        self.push(self.now + lat, j, Delivery::Packet(payload));
+                        let from = self.nodes[i].addr;
+                        self.push(self.now + lat, j, Delivery::Packet(from, payload));
                     }
                     Action::CheckLiveness { id } => {
                         let Some(j) = self.index(id.addr) else { continue };
@@ -213,6 +214,9 @@ mod sim {
                     let Some(Reverse((_, _, to, d))) = self.queue.pop() else { break };
                     match self.nodes[to].health {
                         Health::Dead { .. } => continue,
+                        Health::Paused(resume) if resume <= self.now => {
+                            self.nodes[to].health = Health::Up;
+                        }
                         Health::Paused(resume) => {
                             self.push(resume, to, d);
                             continue;
@@ -221,7 +225,7 @@ mod sim {
                     }
                     let now = self.now;
                     match d {
-                        Delivery::Packet(p) => self.nodes[to].core.handle_packet(now, &p),
+                        Delivery::Packet(from, p) => self.nodes[to].core.handle_packet(now, Some(from), &p),
                         Delivery::Liveness(j, refused) => {
                             let id = NodeIdOf::of(&self.nodes[j].core);
                             self.nodes[to].core.liveness_result(now, &id, refused);
@@ -296,7 +300,14 @@ mod sim {
         }
         let t = sim
             .run_until_true(Duration::from_secs(10), |s| s.all_see(n, &[]))
-            .unwrap_or_else(|| panic!("{n} members did not converge (seed {seed})"));
+            .unwrap_or_else(|| {
+                for (i, node) in sim.nodes.iter().enumerate() {
+                    let m = node.core.members();
+                    let bad: Vec<String> = m.iter().filter(|m| m.status != MemberStatus::Alive).map(|m| format!("{}={:?}", m.name, m.status)).collect();
+                    println!("node-{i}: sees {} {bad:?} {:?}", m.len(), node.core.counts());
+                }
+                panic!("{n} members did not converge (seed {seed})")
+            });
         println!("sim: {n} members converged {t:?} after the last join");
         sim
     }

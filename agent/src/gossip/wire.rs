@@ -19,6 +19,10 @@ use super::{MemberMeta, UserEvent};
 
 /// First byte of a plaintext UDP payload carrying a foca packet.
 pub(crate) const KIND_FOCA: u8 = b'F';
+/// "Send me your metadata": asked of a member that came up before its metadata arrived.
+pub(crate) const KIND_META_REQ: u8 = b'Q';
+/// A member's own metadata, the answer to `KIND_META_REQ`.
+pub(crate) const KIND_META: u8 = b'M';
 pub(crate) const FRAME_ENCRYPTED: u8 = 10;
 pub(crate) const FRAME_ERROR: u8 = 13;
 pub(crate) const FRAME_PLAIN: u8 = 20;

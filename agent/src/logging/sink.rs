@@ -318,7 +318,9 @@ fn run(queue: &Queue, rx: Receiver<Arc<Record>>, mut sink: Box<dyn Sink>, shared
             sink.tick();
             next_tick = now + TICK;
             let dropped = queue.counters.dropped.load(Ordering::Relaxed);
-            if dropped > reported && now >= next_warn {
+            // The monitor hub's losses are only history lines; its subscribers are told
+            // about theirs in their own streams.
+            if dropped > reported && now >= next_warn && queue.name != "monitor" {
                 tracing::warn!(target: "agent", sink = queue.name, dropped = dropped - reported, total_dropped = dropped,
                     "Log lines dropped: a log sink is slow or unavailable.");
                 reported = dropped;
