@@ -5,6 +5,10 @@
 //! tasks (check results, anti-entropy, leader duties) → ready. Shutdown runs the other way:
 //! listeners, then checks, then Raft, then the logs are flushed.
 
+mod cluster;
+
+pub use cluster::Cluster;
+
 use crate::checks::{CheckUpdate, RunnerOptions};
 use crate::config::{AgentFlags, RuntimeConfig};
 use crate::http::{AgentInfo, Control, HttpState, Limits, WaitLimits};
@@ -49,8 +53,7 @@ pub async fn run(cfg: RuntimeConfig, flags: AgentFlags) -> anyhow::Result<()> {
             "ACLs are configured but this release does not enforce them yet: every request is allowed. Do not rely on default_policy = deny.");
     }
     if cfg.bootstrap_expect > 1 {
-        tracing::warn!(target: "agent", expect = cfg.bootstrap_expect,
-            "Waiting for other servers to bootstrap the cluster; this release has no server RPC yet, so no leader will be elected.");
+        tracing::info!(target: "agent", expect = cfg.bootstrap_expect, "Waiting for the expected servers to join before bootstrapping the cluster.");
     }
 
     // Listeners first: a port in use fails the start before any data is touched.
@@ -170,6 +173,28 @@ pub async fn run(cfg: RuntimeConfig, flags: AgentFlags) -> anyhow::Result<()> {
             .as_ref()
             .map(|t| t.expose().to_string()),
     );
+    // Cluster membership as the leader sees it (this agent alone until gossip joins it).
+    let (members_tx, members_rx) = tokio::sync::watch::channel(vec![ClusterMember {
+        name: cfg.node_name.clone(),
+        address: advertise.clone(),
+        node_id: node_id.clone(),
+        datacenter: cfg.datacenter.clone(),
+        server: cfg.server,
+        rpc_addr: Some(rpc_addr.clone()),
+        bootstrap_expect: cfg.bootstrap_expect,
+        status: MemberState::Alive,
+    }]);
+    let http_addr = listeners.first().and_then(|l| l.local_addr().ok());
+    let cluster = cluster::start(
+        &cfg,
+        &node_id,
+        http_addr,
+        local.clone(),
+        members_tx,
+        &tracker,
+        shutdown.clone(),
+    )
+    .await?;
     let http_state = Arc::new(HttpState::new(
         rpc.clone(),
         local.clone(),
@@ -177,6 +202,7 @@ pub async fn run(cfg: RuntimeConfig, flags: AgentFlags) -> anyhow::Result<()> {
         info,
         control,
         limits,
+        cluster.clone(),
     ));
     let http_shutdown = shutdown.child_token();
     let mut http_addrs = Vec::new();
@@ -212,17 +238,6 @@ pub async fn run(cfg: RuntimeConfig, flags: AgentFlags) -> anyhow::Result<()> {
             .clone()
             .run_sync(FULL_SYNC_INTERVAL, shutdown.child_token()),
     );
-    // Cluster membership as the leader sees it (this agent alone until gossip joins it).
-    let (_members_tx, members_rx) = tokio::sync::watch::channel(vec![ClusterMember {
-        name: cfg.node_name.clone(),
-        address: advertise.clone(),
-        node_id: node_id.clone(),
-        datacenter: cfg.datacenter.clone(),
-        server: cfg.server,
-        rpc_addr: Some(rpc_addr.clone()),
-        bootstrap_expect: cfg.bootstrap_expect,
-        status: MemberState::Alive,
-    }]);
     let leader_cfg = LeaderConfig {
         node: local.node_record(),
         datacenter: cfg.datacenter.clone(),
@@ -244,16 +259,17 @@ pub async fn run(cfg: RuntimeConfig, flags: AgentFlags) -> anyhow::Result<()> {
     // Signals and reloads until shutdown.
     let mut sighup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    loop {
+    // Whether to leave the cluster gracefully: always on `leave`, per config on signals.
+    let leave = loop {
         tokio::select! {
-            _ = shutdown.cancelled() => break,
+            _ = shutdown.cancelled() => break true,
             _ = tokio::signal::ctrl_c() => {
                 tracing::info!(target: "agent", "Caught interrupt, shutting down.");
-                break;
+                break !cfg.skip_leave_on_interrupt;
             }
             _ = sigterm.recv() => {
                 tracing::info!(target: "agent", "Caught terminate, shutting down.");
-                break;
+                break cfg.leave_on_terminate;
             }
             _ = sighup.recv() => {
                 if let Err(e) = reload(&flags, &local, &log) {
@@ -268,12 +284,20 @@ pub async fn run(cfg: RuntimeConfig, flags: AgentFlags) -> anyhow::Result<()> {
                 let _ = reply.send(r);
             }
         }
-    }
+    };
 
-    // Ordered shutdown: listeners, checks, background tasks, Raft.
+    // Ordered shutdown: listeners, checks, gossip leave, background tasks, Raft.
     notify_systemd("STOPPING=1");
     http_shutdown.cancel();
     local.stop_checks();
+    if leave {
+        if let Err(e) = cluster.lan.leave(Duration::from_secs(5)).await {
+            tracing::warn!(target: "gossip", error = %e, "Leaving the LAN pool failed.");
+        }
+        if let Some(wan) = &cluster.wan {
+            let _ = wan.leave(Duration::from_secs(5)).await;
+        }
+    }
     shutdown.cancel();
     tracker.close();
     if tokio::time::timeout(Duration::from_secs(5), tracker.wait())

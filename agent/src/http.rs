@@ -77,12 +77,22 @@ pub struct HttpState {
     pub info: AgentInfo,
     pub control: Control,
     pub limits: Limits,
+    /// The gossip pools (LAN; WAN on servers).
+    pub cluster: crate::agent::Cluster,
     cache: blocking::Cache,
 }
 
 impl HttpState {
-    pub fn new(rpc: Arc<Server>, local: Arc<LocalAgent>, acl: Acl, info: AgentInfo, control: Control, limits: Limits) -> HttpState {
-        HttpState { rpc, local, acl, info, control, limits, cache: blocking::Cache::default() }
+    pub fn new(
+        rpc: Arc<Server>,
+        local: Arc<LocalAgent>,
+        acl: Acl,
+        info: AgentInfo,
+        control: Control,
+        limits: Limits,
+        cluster: crate::agent::Cluster,
+    ) -> HttpState {
+        HttpState { rpc, local, acl, info, control, limits, cluster, cache: blocking::Cache::default() }
     }
 }
 

@@ -76,12 +76,15 @@ pub async fn start(
     store: Arc<Store>,
     pool: Arc<crate::rpc::Pool>,
 ) -> Result<Raft, RaftError> {
+    // DESIGN: heartbeat ~100 ms, election 1–2 s, sized for a loaded 2-core host. Consul's
+    // raft_multiplier (default 5) only stretches timeouts beyond that, never below.
     let mult = u64::from(opts.raft_multiplier.max(1));
+    let stretch = mult.saturating_sub(5).max(1);
     let config = openraft::Config {
         cluster_name: "tribune".into(),
         heartbeat_interval: 100,
-        election_timeout_min: 1000 * mult.min(2),
-        election_timeout_max: 2000 * mult.min(2),
+        election_timeout_min: 1000 * stretch,
+        election_timeout_max: 2000 * stretch,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(10_000),
         max_in_snapshot_log_to_keep: 1_000,
         max_payload_entries: 1024,

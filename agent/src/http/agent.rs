@@ -25,40 +25,6 @@ impl From<LocalError> for ApiError {
     }
 }
 
-/// This agent as a gossip member (the LAN pool is this agent alone until gossip lands).
-pub(super) fn self_member(s: &HttpState) -> api::AgentMember {
-    let i = &s.info;
-    let mut tags = BTreeMap::new();
-    tags.insert("role".into(), if i.server { "consul" } else { "node" }.to_string());
-    tags.insert("dc".into(), i.datacenter.clone());
-    tags.insert("segment".into(), String::new());
-    tags.insert("id".into(), i.node_id.clone());
-    tags.insert("vsn".into(), "2".into());
-    tags.insert("vsn_min".into(), "2".into());
-    tags.insert("vsn_max".into(), "3".into());
-    tags.insert("build".into(), format!("{CONSUL_VERSION}:tribune-{TRIBUNE_VERSION}"));
-    if i.server {
-        tags.insert("port".into(), i.server_port.to_string());
-        tags.insert("raft_vsn".into(), "3".into());
-        if i.bootstrap_expect > 0 {
-            tags.insert("expect".into(), i.bootstrap_expect.to_string());
-        }
-    }
-    api::AgentMember {
-        name: i.node_name.clone(),
-        addr: i.advertise_addr.clone(),
-        port: i.serf_lan_port,
-        tags,
-        status: 1,
-        protocol_min: 1,
-        protocol_max: 5,
-        protocol_cur: 2,
-        delegate_min: 2,
-        delegate_max: 5,
-        delegate_cur: 4,
-    }
-}
-
 pub async fn self_(State(s): State<Arc<HttpState>>, req: Request) -> Result<Response, ApiError> {
     let ctx = Ctx::new(&s, &req)?;
     ctx.authz.require(Resource::Agent, &s.info.node_name, Access::Read)?;
@@ -81,7 +47,7 @@ pub async fn self_(State(s): State<Arc<HttpState>>, req: Request) -> Result<Resp
         },
         "DebugConfig": i.debug_config,
         "Coord": {"Vec": [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], "Error": 1.5, "Adjustment": 0.0, "Height": 1e-5},
-        "Member": self_member(&s),
+        "Member": agent_member(&s.cluster.lan.local()),
         "Stats": {
             "agent": {
                 "check_monitors": (checks.len() - ttl).to_string(),
@@ -113,20 +79,65 @@ pub async fn self_(State(s): State<Arc<HttpState>>, req: Request) -> Result<Resp
                 "cpu_count": std::thread::available_parallelism().map_or(1, |n| n.get()).to_string(),
                 "version": format!("tribune {TRIBUNE_VERSION}"),
             },
-            "serf_lan": {"members": "1", "failed": "0", "left": "0", "encrypted": "false", "health_score": "0"},
+            "serf_lan": serf_stats(&s.cluster.lan),
         },
         "Meta": s.local.node().meta,
     });
     Ok(super::json(&body, ctx.pretty()))
 }
 
+fn agent_member(m: &crate::gossip::Member) -> api::AgentMember {
+    api::AgentMember {
+        name: m.name.clone(),
+        addr: m.addr.ip().to_string(),
+        port: m.addr.port(),
+        tags: m.tags(),
+        status: i64::from(m.status.code()),
+        protocol_min: 1,
+        protocol_max: 5,
+        protocol_cur: 2,
+        delegate_min: 2,
+        delegate_max: 5,
+        delegate_cur: 4,
+    }
+}
+
+fn serf_stats(pool: &crate::gossip::Gossip) -> serde_json::Value {
+    use crate::gossip::MemberStatus;
+    let members = pool.members();
+    let count = |st: MemberStatus| members.iter().filter(|m| m.status == st).count().to_string();
+    json!({
+        "members": members.len().to_string(),
+        "failed": count(MemberStatus::Failed),
+        "left": count(MemberStatus::Left),
+        "encrypted": pool.encrypted().to_string(),
+        "health_score": "0",
+    })
+}
+
+fn wan_requested(ctx: &Ctx) -> bool {
+    ctx.params.get("wan").is_some_and(|v| !v.is_empty() && v != "0" && v != "false")
+}
+
 pub async fn members(State(s): State<Arc<HttpState>>, req: Request) -> Result<Response, ApiError> {
     let ctx = Ctx::new(&s, &req)?;
-    if ctx.params.get("wan").is_some_and(|v| !v.is_empty()) && !s.info.server {
-        return Err(ApiError::internal("WAN members are only available on servers"));
-    }
+    let pool = if wan_requested(&ctx) {
+        match &s.cluster.wan {
+            Some(w) => w,
+            None => return Err(ApiError::internal("WAN members are only available on servers")),
+        }
+    } else {
+        &s.cluster.lan
+    };
     let q = ctx.query(&s)?;
-    let out: Vec<api::AgentMember> = vec![self_member(&s)].into_iter().filter(|m| passes(&q.filter, m)).collect();
+    let mut out: Vec<api::AgentMember> = pool
+        .members()
+        .iter()
+        .filter(|m| ctx.authz.allows(Resource::Node, &m.name, Access::Read))
+        .map(agent_member)
+        .filter(|m| passes(&q.filter, m))
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(super::json(&out, ctx.pretty()))
 }
 
@@ -322,21 +333,23 @@ pub async fn leave(State(s): State<Arc<HttpState>>, req: Request) -> Result<Resp
 pub async fn join(State(s): State<Arc<HttpState>>, Path(addr): Path<String>, req: Request) -> Result<Response, ApiError> {
     let ctx = Ctx::new(&s, &req)?;
     ctx.authz.require(Resource::Agent, &s.info.node_name, Access::Write)?;
-    let own = [
-        s.info.advertise_addr.clone(),
-        format!("{}:{}", s.info.advertise_addr, s.info.serf_lan_port),
-    ];
-    if own.contains(&addr) {
-        return Ok(empty());
+    let pool = if wan_requested(&ctx) {
+        s.cluster.wan.as_ref().ok_or_else(|| ApiError::internal("cannot join the WAN pool: this agent is not a server"))?
+    } else {
+        &s.cluster.lan
+    };
+    match pool.join(std::slice::from_ref(&addr)).await {
+        Ok(n) if n > 0 => Ok(empty()),
+        Ok(_) => Err(ApiError::internal(format!("1 error occurred:\n\t* Failed to join {addr}: no members answered"))),
+        Err(e) => Err(ApiError::internal(format!("1 error occurred:\n\t* Failed to join {addr}: {e}"))),
     }
-    Err(ApiError::internal(format!(
-        "1 error occurred:\n\t* Failed to join {addr}: this agent has no LAN gossip pool yet (single-server mode)"
-    )))
 }
 
-pub async fn force_leave(State(s): State<Arc<HttpState>>, Path(_node): Path<String>, req: Request) -> Result<Response, ApiError> {
+pub async fn force_leave(State(s): State<Arc<HttpState>>, Path(node): Path<String>, req: Request) -> Result<Response, ApiError> {
     let ctx = Ctx::new(&s, &req)?;
     ctx.authz.require(Resource::Operator, "", Access::Write)?;
+    let pool = if wan_requested(&ctx) { s.cluster.wan.as_ref().unwrap_or(&s.cluster.lan) } else { &s.cluster.lan };
+    pool.force_leave(&node).await.map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(empty())
 }
 

@@ -64,9 +64,18 @@ pub async fn fire(State(s): State<Arc<HttpState>>, Path(name): Path<String>, req
         version: 1,
         ltime: 0,
     };
-    let mut shown = s.local.events().push(ev);
+    let gossip_ev = crate::gossip::UserEvent {
+        id: ev.id.clone(),
+        name: ev.name.clone(),
+        payload: payload.to_vec(),
+        node_filter: ev.node_filter.clone(),
+        service_filter: ev.service_filter.clone(),
+        tag_filter: ev.tag_filter.clone(),
+        ltime: 0,
+    };
+    s.cluster.lan.fire_user_event(gossip_ev).await.map_err(|e| ApiError::internal(e.to_string()))?;
     // The fire response reports LTime 0 like Consul (assigned when gossiped).
-    shown.ltime = 0;
+    let shown = ev;
     Ok(super::json(&shown, ctx.pretty()))
 }
 
