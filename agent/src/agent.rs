@@ -38,12 +38,6 @@ pub async fn run(cfg: RuntimeConfig, flags: AgentFlags) -> anyhow::Result<()> {
             .with_context(|| format!("cannot create data_dir {}", dir.display()))?;
     }
     let node_id = node_id(&cfg)?;
-    if !cfg.server {
-        anyhow::bail!(
-            "client agents (server = false) need a cluster to forward to, which this release cannot form yet; \
-             run a server (-server -bootstrap-expect=1) or -dev"
-        );
-    }
     if let Some(pid) = &cfg.pid_file {
         std::fs::write(pid, format!("{}\n", std::process::id()))
             .with_context(|| format!("cannot write pid_file {}", pid.display()))?;
@@ -92,7 +86,12 @@ pub async fn run(cfg: RuntimeConfig, flags: AgentFlags) -> anyhow::Result<()> {
         raft_multiplier: cfg.raft_multiplier,
     };
     let pool = Arc::new(crate::rpc::Pool::new());
-    let raft = crate::raft::start(&raft_opts, store.clone(), pool.clone()).await?;
+    // Only servers run Raft; a client agent's store stays empty and it forwards.
+    let raft = if cfg.server {
+        Some(crate::raft::start(&raft_opts, store.clone(), pool.clone()).await?)
+    } else {
+        None
+    };
     let rpc = Arc::new(Server::new(raft, store.clone(), raft_node_id, pool));
 
     // Local state and checks.
@@ -190,6 +189,7 @@ pub async fn run(cfg: RuntimeConfig, flags: AgentFlags) -> anyhow::Result<()> {
         &node_id,
         http_addr,
         local.clone(),
+        rpc.clone(),
         members_tx,
         &tracker,
         shutdown.clone(),
@@ -306,8 +306,10 @@ pub async fn run(cfg: RuntimeConfig, flags: AgentFlags) -> anyhow::Result<()> {
     {
         tracing::warn!(target: "agent", "Some tasks did not stop within 5s.");
     }
-    if let Err(e) = rpc.raft().shutdown().await {
-        tracing::warn!(target: "raft", error = %e, "Raft did not shut down cleanly.");
+    if let Some(raft) = rpc.raft() {
+        if let Err(e) = raft.shutdown().await {
+            tracing::warn!(target: "raft", error = %e, "Raft did not shut down cleanly.");
+        }
     }
     tracing::info!(target: "agent", "Agent stopped.");
     drop(log);

@@ -9,6 +9,7 @@ mod blocking;
 mod catalog;
 mod convert;
 mod error;
+mod forward;
 mod health;
 mod kv;
 mod misc;
@@ -79,6 +80,8 @@ pub struct HttpState {
     pub limits: Limits,
     /// The gossip pools (LAN; WAN on servers).
     pub cluster: crate::agent::Cluster,
+    /// A client agent's connection to servers' HTTP APIs (no timeout: blocking queries).
+    forward_client: reqwest::Client,
     cache: blocking::Cache,
 }
 
@@ -92,7 +95,8 @@ impl HttpState {
         limits: Limits,
         cluster: crate::agent::Cluster,
     ) -> HttpState {
-        HttpState { rpc, local, acl, info, control, limits, cluster, cache: blocking::Cache::default() }
+        let forward_client = reqwest::Client::builder().no_proxy().build().unwrap_or_default();
+        HttpState { rpc, local, acl, info, control, limits, cluster, forward_client, cache: blocking::Cache::default() }
     }
 }
 

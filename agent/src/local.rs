@@ -710,15 +710,8 @@ impl LocalAgent {
 
     /// Compares the catalog's view of this node with the local one and marks differences.
     pub async fn sync_full(&self) -> Result<(), RpcError> {
-        self.rpc.read_barrier(crate::rpc::Consistency::Default).await?;
         let node_name = self.node.node_name.clone();
-        let (node, services, checks) = self.rpc.store().read(|t| {
-            (
-                t.node(&node_name).cloned(),
-                t.node_services(&node_name).cloned().collect::<Vec<_>>(),
-                t.node_checks(&node_name).cloned().collect::<Vec<_>>(),
-            )
-        });
+        let crate::rpc::NodeState { node, services, checks } = self.rpc.node_state(&node_name).await?;
         {
             let mut st = self.state.lock();
             let want = self.node_record();

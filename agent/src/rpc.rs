@@ -39,6 +39,17 @@ pub enum RpcError {
     Raft(String),
     #[error("rpc: {0}")]
     Call(#[from] CallError),
+    /// A client agent that knows no server yet.
+    #[error("No known Consul servers")]
+    NoServers,
+}
+
+/// The catalog's rows for one node.
+#[derive(Clone, Debug, Default)]
+pub struct NodeState {
+    pub node: Option<crate::structs::Node>,
+    pub services: Vec<crate::structs::Service>,
+    pub checks: Vec<crate::structs::Check>,
 }
 
 /// How long a forwarded request may take.
@@ -55,20 +66,27 @@ pub struct LeaderStatus {
     pub leader_addr: Option<String>,
 }
 
-/// A server: Raft plus the store it feeds.
+/// This agent's way to the catalog. On a server: Raft plus the store it feeds. On a client
+/// agent (`raft` is `None`, the store stays empty): writes go to a known server over RPC and
+/// the HTTP layer forwards reads to a server's HTTP API.
 pub struct Server {
-    raft: Raft,
+    raft: Option<Raft>,
     store: Arc<Store>,
     node_id: u64,
     started: Instant,
     sessions: SessionTimers,
-    metrics: tokio::sync::watch::Receiver<openraft::RaftMetrics<u64, openraft::BasicNode>>,
+    metrics: Option<tokio::sync::watch::Receiver<openraft::RaftMetrics<u64, openraft::BasicNode>>>,
     pool: Arc<Pool>,
+    /// Known servers of this datacenter (RPC address, HTTP address), from gossip.
+    servers: parking_lot::RwLock<Vec<(String, Option<String>)>>,
+    /// Milliseconds after `started` at which the leader last reached us (append entries,
+    /// heartbeats included): a follower's `X-Consul-LastContact`.
+    last_leader_contact: std::sync::atomic::AtomicU64,
 }
 
 impl Server {
-    pub fn new(raft: Raft, store: Arc<Store>, node_id: u64, pool: Arc<Pool>) -> Server {
-        let metrics = raft.metrics();
+    pub fn new(raft: Option<Raft>, store: Arc<Store>, node_id: u64, pool: Arc<Pool>) -> Server {
+        let metrics = raft.as_ref().map(|r| r.metrics());
         Server {
             raft,
             store,
@@ -77,6 +95,8 @@ impl Server {
             sessions: SessionTimers::default(),
             metrics,
             pool,
+            servers: parking_lot::RwLock::new(Vec::new()),
+            last_leader_contact: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -88,8 +108,76 @@ impl Server {
         &self.store
     }
 
-    pub fn raft(&self) -> &Raft {
-        &self.raft
+    /// The Raft instance; `None` on a client agent.
+    pub fn raft(&self) -> Option<&Raft> {
+        self.raft.as_ref()
+    }
+
+    pub fn is_server(&self) -> bool {
+        self.raft.is_some()
+    }
+
+    /// Replaces the known servers (gossip's alive servers of this datacenter).
+    pub fn set_servers(&self, servers: Vec<(String, Option<String>)>) {
+        *self.servers.write() = servers;
+    }
+
+    /// HTTP addresses of the known servers, for a client agent's forwarding.
+    pub fn server_http_addrs(&self) -> Vec<String> {
+        self.servers
+            .read()
+            .iter()
+            .filter_map(|(_, h)| h.clone())
+            .collect()
+    }
+
+    /// A random known server's RPC address.
+    fn pick_server(&self) -> Option<String> {
+        let s = self.servers.read();
+        if s.is_empty() {
+            return None;
+        }
+        Some(s[rand::random::<usize>() % s.len()].0.clone())
+    }
+
+    /// The catalog's view of one node (anti-entropy): local on a server after a read
+    /// barrier, from a server over RPC on a client agent.
+    pub async fn node_state(&self, node: &str) -> Result<NodeState, RpcError> {
+        if self.raft.is_some() {
+            self.read_barrier(Consistency::Default).await?;
+            return Ok(self.store.read(|t| NodeState {
+                node: t.node(node).cloned(),
+                services: t.node_services(node).cloned().collect(),
+                checks: t.node_checks(node).cloned().collect(),
+            }));
+        }
+        let addr = self.pick_server().ok_or(RpcError::NoServers)?;
+        match self
+            .pool
+            .call(
+                &addr,
+                &Request::NodeState {
+                    node: node.to_string(),
+                },
+                FORWARD_TIMEOUT,
+            )
+            .await?
+        {
+            Response::NodeState {
+                node,
+                services,
+                checks,
+            } => Ok(NodeState {
+                node,
+                services,
+                checks,
+            }),
+            Response::Error(Failure::NoLeader) => Err(RpcError::NoLeader),
+            Response::Error(Failure::Other(e)) => Err(RpcError::Raft(e)),
+            other => Err(RpcError::Raft(format!(
+                "unexpected answer to a node state request: {other:?}"
+            ))),
+        }
     }
 
     pub fn session_timers(&self) -> &SessionTimers {
@@ -107,7 +195,23 @@ impl Server {
     }
 
     async fn apply_hops(&self, cmd: Command, hops: u8) -> Result<CommandResponse, RpcError> {
-        match self.raft.client_write(cmd.clone()).await {
+        let Some(raft) = &self.raft else {
+            // A client agent: any server forwards to its leader.
+            let addr = self.pick_server().ok_or(RpcError::NoServers)?;
+            return match self
+                .pool
+                .call(&addr, &Request::Apply(cmd), FORWARD_TIMEOUT)
+                .await?
+            {
+                Response::Apply(r) => Ok(r),
+                Response::Error(Failure::NoLeader) => Err(RpcError::NoLeader),
+                Response::Error(Failure::Other(e)) => Err(RpcError::Raft(e)),
+                other => Err(RpcError::Raft(format!(
+                    "unexpected answer to a forwarded write: {other:?}"
+                ))),
+            };
+        };
+        match raft.client_write(cmd.clone()).await {
             Ok(r) => Ok(r.data),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                 let Some(leader) = f
@@ -164,7 +268,8 @@ impl Server {
 
     /// On the leader: confirms leadership with a quorum; the index reads must wait for.
     async fn read_index(&self) -> Result<u64, RpcError> {
-        match self.raft.ensure_linearizable().await {
+        let raft = self.raft.as_ref().ok_or(RpcError::NoLeader)?;
+        match raft.ensure_linearizable().await {
             Ok(log_id) => Ok(log_id.map_or(0, |l| l.index)),
             Err(RaftError::APIError(_)) => Err(RpcError::NoLeader),
             Err(e) => Err(RpcError::Raft(e.to_string())),
@@ -172,7 +277,9 @@ impl Server {
     }
 
     async fn wait_applied(&self, index: u64) -> Result<(), RpcError> {
-        let mut rx = self.metrics.clone();
+        let Some(mut rx) = self.metrics.clone() else {
+            return Ok(());
+        };
         let deadline = tokio::time::Instant::now() + FORWARD_TIMEOUT;
         loop {
             if rx.borrow().last_applied.is_some_and(|l| l.index >= index) || index == 0 {
@@ -190,18 +297,36 @@ impl Server {
         fn fail(e: impl std::fmt::Display) -> Response {
             Response::Error(Failure::Other(e.to_string()))
         }
+        let raft = match (&self.raft, &req) {
+            (Some(r), _) => Some(r),
+            (None, Request::AppendEntries(_) | Request::Vote(_) | Request::InstallSnapshot(_)) => {
+                return fail("this agent is not a server");
+            }
+            (None, _) => None,
+        };
         match req {
-            Request::AppendEntries(r) => self
-                .raft
-                .append_entries(r)
-                .await
-                .map_or_else(fail, Response::AppendEntries),
-            Request::Vote(r) => self.raft.vote(r).await.map_or_else(fail, Response::Vote),
-            Request::InstallSnapshot(r) => self
-                .raft
-                .install_snapshot(r)
-                .await
-                .map_or_else(fail, Response::InstallSnapshot),
+            Request::AppendEntries(r) => match raft {
+                Some(raft) => {
+                    let now = self.started.elapsed().as_millis() as u64;
+                    self.last_leader_contact
+                        .store(now, std::sync::atomic::Ordering::Relaxed);
+                    raft.append_entries(r)
+                        .await
+                        .map_or_else(fail, Response::AppendEntries)
+                }
+                None => fail("this agent is not a server"),
+            },
+            Request::Vote(r) => match raft {
+                Some(raft) => raft.vote(r).await.map_or_else(fail, Response::Vote),
+                None => fail("this agent is not a server"),
+            },
+            Request::InstallSnapshot(r) => match raft {
+                Some(raft) => raft
+                    .install_snapshot(r)
+                    .await
+                    .map_or_else(fail, Response::InstallSnapshot),
+                None => fail("this agent is not a server"),
+            },
             Request::Apply(cmd) => match self.apply_hops(cmd, 1).await {
                 Ok(r) => Response::Apply(r),
                 Err(RpcError::NoLeader) => Response::Error(Failure::NoLeader),
@@ -231,14 +356,25 @@ impl Server {
 
     /// Leadership facts. Borrows the metrics (no clone): this runs on every read.
     pub fn leader_status(&self) -> LeaderStatus {
-        let m = self.metrics.borrow();
+        let Some(metrics) = &self.metrics else {
+            let known = !self.servers.read().is_empty();
+            return LeaderStatus {
+                known_leader: known,
+                is_leader: false,
+                last_contact_ms: 0,
+                leader_addr: None,
+            };
+        };
+        let m = metrics.borrow();
         let leader = m.current_leader;
         let is_leader = leader == Some(self.node_id);
         let last_contact_ms = if is_leader {
             0
         } else {
-            m.millis_since_quorum_ack
-                .unwrap_or_else(|| self.started.elapsed().as_millis() as u64)
+            let at = self
+                .last_leader_contact
+                .load(std::sync::atomic::Ordering::Relaxed);
+            (self.started.elapsed().as_millis() as u64).saturating_sub(at)
         };
         LeaderStatus {
             known_leader: leader.is_some(),
@@ -250,7 +386,7 @@ impl Server {
 
     /// The leader's server RPC address (`/v1/status/leader`), if one is known.
     pub fn leader_addr(&self) -> Option<String> {
-        let m = self.metrics.borrow();
+        let m = self.metrics.as_ref()?.borrow();
         let id = m.current_leader?;
         m.membership_config
             .membership()
@@ -260,7 +396,10 @@ impl Server {
 
     /// Raft voter addresses (`/v1/status/peers`).
     pub fn peers(&self) -> Vec<String> {
-        let m = self.raft.metrics().borrow().clone();
+        let Some(metrics) = &self.metrics else {
+            return Vec::new();
+        };
+        let m = metrics.borrow().clone();
         let membership = m.membership_config.membership();
         membership
             .voter_ids()
@@ -270,7 +409,9 @@ impl Server {
 
     /// Waits until this server leads (or `timeout` passes).
     pub async fn wait_for_leader(&self, timeout: std::time::Duration) -> bool {
-        let mut rx = self.raft.metrics();
+        let Some(mut rx) = self.metrics.clone() else {
+            return false;
+        };
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             if rx.borrow().current_leader == Some(self.node_id) {

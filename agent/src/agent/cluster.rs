@@ -70,6 +70,7 @@ pub async fn start(
     node_id: &str,
     http_addr: Option<SocketAddr>,
     local: Arc<LocalAgent>,
+    rpc: Arc<crate::rpc::Server>,
     members: watch::Sender<Vec<ClusterMember>>,
     tracker: &TaskTracker,
     shutdown: CancellationToken,
@@ -138,8 +139,27 @@ pub async fn start(
         _ => None,
     };
 
-    // Membership and user events.
-    members.send_replace(lan.members().iter().map(cluster_member).collect());
+    // Membership and user events; clients learn the servers to forward to from it.
+    let datacenter = cfg.datacenter.clone();
+    let publish = move |all: &[Member]| {
+        let servers = all
+            .iter()
+            .filter(|m| {
+                m.meta.role == Role::Server
+                    && m.status == MemberStatus::Alive
+                    && m.meta.datacenter == datacenter
+            })
+            .filter_map(|m| {
+                Some((
+                    m.meta.rpc_addr?.to_string(),
+                    m.meta.http_addr.map(|a| a.to_string()),
+                ))
+            })
+            .collect();
+        rpc.set_servers(servers);
+        members.send_replace(all.iter().map(cluster_member).collect());
+    };
+    publish(&lan.members());
     {
         let lan = lan.clone();
         tracker.spawn(async move {
@@ -166,7 +186,7 @@ pub async fn start(
                         continue;
                     }
                 }
-                members.send_replace(lan.members().iter().map(cluster_member).collect());
+                publish(&lan.members());
             }
         });
     }

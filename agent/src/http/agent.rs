@@ -32,7 +32,7 @@ pub async fn self_(State(s): State<Arc<HttpState>>, req: Request) -> Result<Resp
     let ls = s.rpc.leader_status();
     let checks = s.local.checks();
     let ttl = checks.iter().filter(|c| c.check_type == "ttl").count();
-    let m = s.rpc.raft().metrics().borrow().clone();
+    let m = s.rpc.raft().map(|r| r.metrics().borrow().clone());
     let body = json!({
         "Config": {
             "Datacenter": i.datacenter,
@@ -64,15 +64,6 @@ pub async fn self_(State(s): State<Arc<HttpState>>, req: Request) -> Result<Resp
                 "leader_addr": s.rpc.leader_addr().unwrap_or_default(),
                 "server": i.server.to_string(),
             },
-            "raft": {
-                "applied_index": m.last_applied.map_or(0, |l| l.index).to_string(),
-                "commit_index": m.last_applied.map_or(0, |l| l.index).to_string(),
-                "last_log_index": m.last_log_index.unwrap_or(0).to_string(),
-                "last_snapshot_index": m.snapshot.map_or(0, |l| l.index).to_string(),
-                "num_peers": (s.rpc.peers().len().saturating_sub(1)).to_string(),
-                "state": format!("{:?}", m.state),
-                "term": m.current_term.to_string(),
-            },
             "runtime": {
                 "arch": std::env::consts::ARCH,
                 "os": std::env::consts::OS,
@@ -83,6 +74,22 @@ pub async fn self_(State(s): State<Arc<HttpState>>, req: Request) -> Result<Resp
         },
         "Meta": s.local.node().meta,
     });
+    // Servers report their Raft state; clients have none (Consul omits the section too).
+    let mut body = body;
+    if let (Some(m), Some(stats)) = (m, body.get_mut("Stats").and_then(|v| v.as_object_mut())) {
+        stats.insert(
+            "raft".into(),
+            json!({
+                "applied_index": m.last_applied.map_or(0, |l| l.index).to_string(),
+                "commit_index": m.last_applied.map_or(0, |l| l.index).to_string(),
+                "last_log_index": m.last_log_index.unwrap_or(0).to_string(),
+                "last_snapshot_index": m.snapshot.map_or(0, |l| l.index).to_string(),
+                "num_peers": (s.rpc.peers().len().saturating_sub(1)).to_string(),
+                "state": format!("{:?}", m.state),
+                "term": m.current_term.to_string(),
+            }),
+        );
+    }
     Ok(super::json(&body, ctx.pretty()))
 }
 

@@ -10,12 +10,27 @@ use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
 /// Path prefixes served by servers.
-const FORWARDED: &[&str] =
-    &["/v1/catalog/", "/v1/health/", "/v1/kv/", "/v1/txn", "/v1/session/", "/v1/status/", "/v1/operator/"];
+const FORWARDED: &[&str] = &[
+    "/v1/catalog/",
+    "/v1/health/",
+    "/v1/kv/",
+    "/v1/txn",
+    "/v1/session/",
+    "/v1/status/",
+    "/v1/operator/",
+];
 
 /// Headers that belong to one hop only.
-const HOP_BY_HOP: &[&str] =
-    &["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer", "host"];
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+    "te",
+    "trailer",
+    "host",
+];
 
 pub fn is_forwarded(path: &str) -> bool {
     FORWARDED.iter().any(|p| path.starts_with(p))
@@ -40,15 +55,21 @@ async fn forward(s: &HttpState, req: Request) -> Result<Response, ApiError> {
     // Spread load: start from a random server, fall back to the next on connect errors.
     let start = rand::random::<usize>() % servers.len();
     let (parts, body) = req.into_parts();
-    let body = axum::body::to_bytes(body, 8 << 20)
-        .await
-        .map_err(|_| ApiError::new(http::StatusCode::PAYLOAD_TOO_LARGE, "Request body too large"))?;
+    let body = axum::body::to_bytes(body, 8 << 20).await.map_err(|_| {
+        ApiError::new(
+            http::StatusCode::PAYLOAD_TOO_LARGE,
+            "Request body too large",
+        )
+    })?;
     let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let mut last_err = String::new();
     for i in 0..servers.len() {
         let addr = &servers[(start + i) % servers.len()];
         let url = format!("http://{addr}{path_and_query}");
-        let mut rb = s.forward_client.request(parts.method.clone(), &url).body(body.clone());
+        let mut rb = s
+            .forward_client
+            .request(parts.method.clone(), &url)
+            .body(body.clone());
         for (name, value) in &parts.headers {
             if !HOP_BY_HOP.contains(&name.as_str()) {
                 rb = rb.header(name, value);
@@ -70,8 +91,14 @@ async fn forward(s: &HttpState, req: Request) -> Result<Response, ApiError> {
                 last_err = e.to_string();
                 continue;
             }
-            Err(e) => return Err(ApiError::internal(format!("rpc error: forwarding to {addr}: {e}"))),
+            Err(e) => {
+                return Err(ApiError::internal(format!(
+                    "rpc error: forwarding to {addr}: {e}"
+                )))
+            }
         }
     }
-    Err(ApiError::internal(format!("No known Consul servers are reachable: {last_err}")))
+    Err(ApiError::internal(format!(
+        "No known Consul servers are reachable: {last_err}"
+    )))
 }

@@ -21,7 +21,10 @@ pub async fn peers(State(s): State<Arc<HttpState>>, req: Request) -> Result<Resp
 pub async fn raft_configuration(State(s): State<Arc<HttpState>>, req: Request) -> Result<Response, ApiError> {
     let ctx = Ctx::new(&s, &req)?;
     ctx.authz.require(Resource::Operator, "", Access::Read)?;
-    let m = s.rpc.raft().metrics().borrow().clone();
+    let Some(raft) = s.rpc.raft() else {
+        return Err(ApiError::internal("this agent is not a server"));
+    };
+    let m = raft.metrics().borrow().clone();
     let membership = m.membership_config.membership();
     let servers = membership
         .nodes()

@@ -80,10 +80,14 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/ui/{*rest}", get(ui))
         .route("/v1/{*rest}", put_or_post(unknown_v1).get(unknown_v1).delete(unknown_v1))
         .fallback(unknown)
-        .with_state(state);
+        .with_state(state.clone());
     // The conventions wrap the whole table rather than each route: axum adds the `Allow`
     // header of a 405 after a per-route layer has run, so only an outer layer sees it.
-    Router::new().fallback_service(api).layer(middleware::from_fn(consul_conventions))
+    // A client agent forwards catalog, health, KV... requests to a server before routing.
+    Router::new()
+        .fallback_service(api)
+        .layer(middleware::from_fn_with_state(state, super::forward::layer))
+        .layer(middleware::from_fn(consul_conventions))
 }
 
 async fn root(State(s): State<Arc<HttpState>>) -> Response {

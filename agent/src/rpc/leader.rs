@@ -74,7 +74,8 @@ pub async fn run(
             registered_term = None;
             continue;
         }
-        let term = server.raft().metrics().borrow().current_term;
+        let Some(raft) = server.raft() else { return };
+        let term = raft.metrics().borrow().current_term;
         if registered_term != Some(term) {
             match register_self(&server, &cfg).await {
                 Ok(()) => registered_term = Some(term),
@@ -93,7 +94,8 @@ pub async fn run(
 /// Bootstraps Raft when `bootstrap_expect` servers of this datacenter are alive. Only the
 /// lowest-named of them initializes, so every server agrees on the first configuration.
 async fn maybe_bootstrap(server: &Server, cfg: &LeaderConfig, view: &[ClusterMember]) {
-    if server.raft().is_initialized().await.unwrap_or(true) {
+    let Some(raft) = server.raft() else { return };
+    if raft.is_initialized().await.unwrap_or(true) {
         return;
     }
     let servers: Vec<&ClusterMember> = view
@@ -123,7 +125,7 @@ async fn maybe_bootstrap(server: &Server, cfg: &LeaderConfig, view: &[ClusterMem
         );
     }
     tracing::info!(target: "rpc", servers = voters.len(), "Found the expected servers; bootstrapping the cluster.");
-    if let Err(e) = server.raft().initialize(voters).await {
+    if let Err(e) = raft.initialize(voters).await {
         tracing::warn!(target: "rpc", error = %e, "Bootstrap did not happen.");
     }
 }
@@ -226,7 +228,9 @@ async fn reconcile(
 
 /// Adds alive servers as voters and removes servers that left.
 async fn reconcile_voters(server: &Server, members: &[&ClusterMember]) -> Result<(), RpcError> {
-    let raft = server.raft();
+    let Some(raft) = server.raft() else {
+        return Ok(());
+    };
     let voters: BTreeSet<u64> = {
         let m = raft.metrics().borrow().membership_config.clone();
         m.membership().voter_ids().collect()

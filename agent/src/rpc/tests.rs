@@ -40,12 +40,18 @@ async fn cluster(n: usize) -> Vec<TestServer> {
         let r = raft::start(&opts, store.clone(), pool.clone())
             .await
             .unwrap();
-        let server = Arc::new(Server::new(r, store, i as u64 + 1, pool));
+        let server = Arc::new(Server::new(Some(r), store, i as u64 + 1, pool));
         let stop = CancellationToken::new();
         tokio::spawn(serve(listener, server.clone(), stop.clone()));
         out.push(TestServer { server, stop });
     }
-    out[0].server.raft().initialize(members).await.unwrap();
+    out[0]
+        .server
+        .raft()
+        .unwrap()
+        .initialize(members)
+        .await
+        .unwrap();
     out
 }
 
@@ -98,7 +104,7 @@ async fn three_servers_replicate_forward_and_fail_over() {
     });
     // Kill the leader's network and Raft; the others elect a new one and keep the data.
     servers[l].stop.cancel();
-    servers[l].server.raft().shutdown().await.unwrap();
+    servers[l].server.raft().unwrap().shutdown().await.unwrap();
     let l2 = leader_of(&servers).await;
     assert_ne!(l2, l);
     let other = (0..3).find(|i| *i != l && *i != l2).unwrap();
