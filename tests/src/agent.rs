@@ -138,6 +138,20 @@ impl Agent {
         config: Value,
         files: &[(&str, &str)],
     ) -> anyhow::Result<Agent> {
+        let agent = Agent::start_with_config_unready(config, files).await?;
+        if agent.recipe.is_server {
+            agent.wait_for_leader_or_explain().await?;
+        }
+        Ok(agent)
+    }
+
+    /// [`Agent::start_with_config_files`] that returns as soon as the HTTP API answers,
+    /// without waiting for a leader: for servers that form a cluster together
+    /// (`bootstrap_expect` > 1 elects nobody until the others are up).
+    pub async fn start_with_config_unready(
+        config: Value,
+        files: &[(&str, &str)],
+    ) -> anyhow::Result<Agent> {
         let dir = Workdir::new("agent")?;
         let ports = AgentPorts::pick()?;
         let mut merged = json!({
@@ -184,11 +198,7 @@ impl Agent {
             ],
             is_server,
         };
-        let agent = Agent::spawn(&node, ports, token, recipe, dir).await?;
-        if is_server {
-            agent.wait_for_leader_or_explain().await?;
-        }
-        Ok(agent)
+        Agent::spawn(&node, ports, token, recipe, dir).await
     }
 
     async fn spawn(
