@@ -188,9 +188,11 @@ pub async fn run(cfg: RuntimeConfig, flags: AgentFlags) -> anyhow::Result<()> {
         &cfg,
         &node_id,
         http_addr,
-        local.clone(),
-        rpc.clone(),
-        members_tx,
+        cluster::Sinks {
+            local: local.clone(),
+            rpc: rpc.clone(),
+            members: members_tx,
+        },
         &tracker,
         shutdown.clone(),
     )

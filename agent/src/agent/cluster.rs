@@ -63,18 +63,28 @@ pub fn cluster_member(m: &Member) -> ClusterMember {
     }
 }
 
-/// Starts the pools, joins `retry_join` in the background and feeds `members` and the
-/// event buffer until `shutdown`.
+/// Where gossip's news goes: the event buffer, the server list, the leader's view.
+pub struct Sinks {
+    pub local: Arc<LocalAgent>,
+    pub rpc: Arc<crate::rpc::Server>,
+    pub members: watch::Sender<Vec<ClusterMember>>,
+}
+
+/// Starts the pools, joins `retry_join` in the background and feeds `sinks` until
+/// `shutdown`.
 pub async fn start(
     cfg: &RuntimeConfig,
     node_id: &str,
     http_addr: Option<SocketAddr>,
-    local: Arc<LocalAgent>,
-    rpc: Arc<crate::rpc::Server>,
-    members: watch::Sender<Vec<ClusterMember>>,
+    sinks: Sinks,
     tracker: &TaskTracker,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Cluster> {
+    let Sinks {
+        local,
+        rpc,
+        members,
+    } = sinks;
     let meta = MemberMeta {
         role: if cfg.server {
             Role::Server

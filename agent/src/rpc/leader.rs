@@ -60,12 +60,31 @@ pub async fn run(
     let mut registered_term = None;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Leadership changes wake the loop at once, so a new leader registers itself (and the
+    // `consul` service) right after its election rather than on the next tick.
+    let mut raft_metrics = server.raft().map(|r| r.metrics());
+    let mut was_leader = false;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
             r = members.changed() => if r.is_err() { return },
+            changed = async {
+                match raft_metrics.as_mut() {
+                    Some(rx) => rx.changed().await.is_ok(),
+                    None => std::future::pending().await,
+                }
+            } => {
+                if !changed {
+                    return;
+                }
+                // Metrics change on every commit; only a change of leadership matters here.
+                if server.leader_status().is_leader == was_leader {
+                    continue;
+                }
+            }
         }
+        was_leader = server.leader_status().is_leader;
         let view: Vec<ClusterMember> = members.borrow_and_update().clone();
         if cfg.bootstrap_expect > 1 {
             maybe_bootstrap(&server, &cfg, &view).await;

@@ -92,14 +92,9 @@ impl Pool {
         let (pending_r, alive_r) = (pending.clone(), alive.clone());
         tokio::spawn(async move {
             let mut buf = Vec::new();
-            loop {
-                match wire::read_frame::<_, Response>(&mut rd, &mut buf).await {
-                    Ok((id, resp)) => {
-                        if let Some(tx) = pending_r.lock().remove(&id) {
-                            let _ = tx.send(resp);
-                        }
-                    }
-                    Err(_) => break,
+            while let Ok((id, resp)) = wire::read_frame::<_, Response>(&mut rd, &mut buf).await {
+                if let Some(tx) = pending_r.lock().remove(&id) {
+                    let _ = tx.send(resp);
                 }
             }
             alive_r.store(false, Ordering::Relaxed);

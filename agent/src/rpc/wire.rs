@@ -21,6 +21,8 @@ pub const RPC_PROTOCOL: u8 = 0x54;
 /// Largest frame accepted (a snapshot chunk or a large append batch fits easily).
 pub const MAX_FRAME: usize = 64 << 20;
 
+// Frames live for one request; boxing the large Raft variants would only add allocations.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Request {
     AppendEntries(AppendEntriesRequest<TypeConfig>),
@@ -37,6 +39,7 @@ pub enum Request {
     },
 }
 
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Response {
     AppendEntries(AppendEntriesResponse<u64>),
