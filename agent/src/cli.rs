@@ -25,6 +25,7 @@ mod event;
 mod fake_agent;
 mod flags;
 mod http_flags;
+mod keyring;
 mod kv;
 mod members;
 mod operator;
@@ -97,6 +98,7 @@ pub fn main() -> i32 {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Cmd {
     Agent,
+    Keyring,
     Catalog,
     CatalogDatacenters,
     CatalogNodes,
@@ -183,6 +185,11 @@ const COMMANDS: &[Entry] = &[
         name: "keygen",
         cmd: Cmd::Keygen,
         synopsis: "Generates a new encryption key",
+    },
+    Entry {
+        name: "keyring",
+        cmd: Cmd::Keyring,
+        synopsis: "Manages gossip layer encryption keys",
     },
     Entry {
         name: "kv",
@@ -429,6 +436,7 @@ async fn run_command(cmd: Cmd, args: &[String], ui: &mut Ui<'_>) -> i32 {
         Cmd::Info => agent_ops::info(args, ui).await,
         Cmd::Monitor => agent_ops::monitor(args, ui).await,
         Cmd::Event => event::run(args, ui).await,
+        Cmd::Keyring => keyring::run(args, ui).await,
         Cmd::RaftListPeers => operator::list_peers(args, ui).await,
         Cmd::RaftRemovePeer => operator::remove_peer(args, ui).await,
         // A parent on its own (or with an unknown subcommand) prints its help and fails,
@@ -488,6 +496,7 @@ fn command_help(cmd: Cmd) -> String {
         Cmd::Info => agent_ops::info_help(),
         Cmd::Monitor => agent_ops::monitor_help(),
         Cmd::Event => event::help(),
+        Cmd::Keyring => keyring::help(),
         Cmd::RaftListPeers => operator::list_peers_help(),
         Cmd::RaftRemovePeer => operator::remove_peer_help(),
         Cmd::Catalog => CATALOG_HELP.trim().to_string(),

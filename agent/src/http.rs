@@ -10,6 +10,7 @@ mod catalog;
 mod convert;
 mod error;
 mod forward;
+mod keyring;
 mod health;
 mod kv;
 mod misc;

@@ -319,3 +319,68 @@ async fn an_agent_with_another_key_cannot_join() {
         "a gossip key appeared in the log"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyring_rotation_reaches_every_member() {
+    let (old, new) = (keygen(), keygen());
+    let server =
+        must(Agent::start_with_config(json!({"node_name": "ring-server", "encrypt": old})).await);
+    let client = must(
+        Agent::start_with_config_unready(
+            json!({
+                "node_name": "ring-client",
+                "server": false,
+                "bootstrap_expect": null,
+                "encrypt": old,
+                "retry_join": [format!("127.0.0.1:{}", server.ports().serf_lan)],
+            }),
+            &[],
+        )
+        .await,
+    );
+    eventually("the client joined", || async {
+        alive_members(&server).await.len() == 2
+    })
+    .await;
+
+    let lan_keys = |v: &Value| -> Value {
+        v.as_array()
+            .and_then(|pools| pools.iter().find(|p| p["WAN"] == false))
+            .map(|p| p["Keys"].clone())
+            .unwrap_or(Value::Null)
+    };
+    for (method, key) in [("POST", &new), ("PUT", &new), ("DELETE", &old)] {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let r = must(
+            server
+                .http(m, "/v1/operator/keyring", json!({"Key": key}).to_string())
+                .await,
+        );
+        assert_eq!(r.status, 200, "{method} keyring: {}", r.text());
+    }
+    let listed = must(client.get_json("/v1/operator/keyring").await);
+    assert_eq!(
+        lan_keys(&listed),
+        json!({ new.clone(): 2 }),
+        "only the new key, on both members: {listed}"
+    );
+
+    let out = Command::new(must(process::tribune_bin()))
+        .args([
+            "keyring",
+            "-list",
+            &format!("-http-addr=127.0.0.1:{}", server.ports().http),
+        ])
+        .output()
+        .expect("run tribune keyring");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("==> Gathering installed encryption keys..."),
+        "{text}"
+    );
+    assert!(text.contains(&format!("  {new} [2/2]")), "{text}");
+    assert!(!text.contains(&old), "the removed key is gone: {text}");
+    // Still one pool after the rotation.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(alive_members(&client).await.len(), 2);
+}

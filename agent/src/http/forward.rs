@@ -33,7 +33,8 @@ const HOP_BY_HOP: &[&str] = &[
 ];
 
 pub fn is_forwarded(path: &str) -> bool {
-    FORWARDED.iter().any(|p| path.starts_with(p))
+    // The keyring is gossip's: every agent answers it itself.
+    path != "/v1/operator/keyring" && FORWARDED.iter().any(|p| path.starts_with(p))
 }
 
 /// The middleware: on a client agent, forward; on a server, pass through.

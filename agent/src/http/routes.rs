@@ -1,6 +1,6 @@
 //! Every `/v1/...` path, verb and handler, in one table (Consul's `agent/http_register.go`).
 
-use super::{agent, catalog, health, kv, misc, session, HttpState};
+use super::{agent, catalog, health, keyring, kv, misc, session, HttpState};
 use crate::structs::msg;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -73,6 +73,10 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/v1/status/leader", get(misc::leader))
         .route("/v1/status/peers", get(misc::peers))
         .route("/v1/operator/raft/configuration", get(misc::raft_configuration))
+        .route(
+            "/v1/operator/keyring",
+            get(keyring::list).post(keyring::install).put(keyring::use_key).delete(keyring::remove),
+        )
         // the UI and the root
         .route("/", get(root))
         .route("/ui", get(ui))
