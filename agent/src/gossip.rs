@@ -307,10 +307,24 @@ pub enum GossipError {
     NoSuchMember(String),
     #[error("node metadata is {0} bytes, over the limit of 512")]
     MetaTooLarge(usize),
-    #[error("user event exceeds configured limit of {USER_EVENT_SIZE_LIMIT} bytes before encoding")]
+    #[error(
+        "user event exceeds configured limit of {USER_EVENT_SIZE_LIMIT} bytes before encoding"
+    )]
     EventTooLarge,
     #[error("the gossip pool is shut down")]
     Shutdown,
+}
+
+/// Traffic counters of one pool since it started (payload bytes, without IP/UDP/TCP
+/// headers).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GossipStats {
+    pub udp_sent: u64,
+    pub udp_sent_bytes: u64,
+    pub udp_received: u64,
+    pub udp_received_bytes: u64,
+    pub tcp_sent_bytes: u64,
+    pub tcp_received_bytes: u64,
 }
 
 /// A running gossip pool. Cheap to clone; every clone drives the same pool.
@@ -370,6 +384,11 @@ impl Gossip {
         self.inner.pool
     }
 
+    /// Traffic counters since start.
+    pub fn stats(&self) -> GossipStats {
+        self.inner.stats()
+    }
+
     /// Whether gossip is encrypted (`consul info` `serf_lan.encrypted`).
     pub fn encrypted(&self) -> bool {
         self.inner.keyring.read().is_some()
@@ -402,7 +421,11 @@ impl Gossip {
 
     /// `consul keyring -install`: adds a key on every member (it decrypts at once).
     pub async fn keyring_install(&self, key: &str) -> Result<KeyringSummary, GossipError> {
-        runtime::keyring_op(&self.inner, wire::KeyringOp::Install(key.trim().to_string())).await
+        runtime::keyring_op(
+            &self.inner,
+            wire::KeyringOp::Install(key.trim().to_string()),
+        )
+        .await
     }
 
     /// `consul keyring -use`: makes an installed key the primary on every member.

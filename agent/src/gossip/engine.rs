@@ -31,8 +31,8 @@ use tracing::{debug, info, warn};
 
 use super::keyring::OVERHEAD;
 use super::wire::{
-    Item, ItemKey, LeaveItem, MetaItem, MetaVersion, NodeId, PushPull, KIND_FOCA, KIND_META,
-    KIND_META_REQ, MAX_UDP,
+    Item, ItemKey, LeaveItem, MetaItem, MetaVersion, NodeId, PushPull, KIND_FOCA, KIND_HELLO,
+    KIND_META, KIND_META_REQ, KIND_SYNC, MAX_UDP,
 };
 use super::{GossipConfig, GossipEvent, Member, MemberMeta, MemberStatus, Pool, UserEvent};
 
@@ -44,8 +44,11 @@ const META_GRACE: Duration = Duration::from_millis(150);
 const META_RETRY: Duration = Duration::from_secs(1);
 /// Metadata of a name that never became a member is forgotten after this.
 const ORPHAN_META: Duration = Duration::from_secs(300);
+/// A joiner introduces itself directly to at most this many of the members it learned of;
+/// gossip carries the news to the rest.
+const HELLO_FANOUT: usize = 64;
 /// Minimum spacing of the immediate gossip rounds sent when news arrives.
-const EAGER_GOSSIP: Duration = Duration::from_millis(50);
+const EAGER_GOSSIP: Duration = Duration::from_millis(20);
 /// User events remembered for de-duplication, and how far behind the Lamport clock an
 /// event may be and still be delivered (serf's event buffer).
 const EVENT_IDS: usize = 1024;
@@ -137,7 +140,12 @@ impl Shared {
                 if self.seen_events.contains(&e.id) {
                     false
                 } else {
-                    remember(&mut self.seen_events, &mut self.event_order, e.id.clone(), EVENT_IDS);
+                    remember(
+                        &mut self.seen_events,
+                        &mut self.event_order,
+                        e.id.clone(),
+                        EVENT_IDS,
+                    );
                     let too_old = e.ltime < self.event_min
                         || e.ltime.saturating_add(EVENT_WINDOW) < self.event_clock;
                     self.event_clock = self.event_clock.max(e.ltime.saturating_add(1));
@@ -148,7 +156,12 @@ impl Shared {
                 if self.seen_leaves.contains(l) {
                     false
                 } else {
-                    remember(&mut self.seen_leaves, &mut self.leave_order, l.clone(), LEAVE_IDS);
+                    remember(
+                        &mut self.seen_leaves,
+                        &mut self.leave_order,
+                        l.clone(),
+                        LEAVE_IDS,
+                    );
                     true
                 }
             }
@@ -285,8 +298,7 @@ impl Params {
                     .max(Duration::from_secs(3600)),
             ),
             // One encrypted datagram: kind byte and crypto overhead included.
-            max_packet_size: NonZeroUsize::new(MAX_UDP - OVERHEAD - 1)
-                .unwrap_or(NonZeroUsize::MIN),
+            max_packet_size: NonZeroUsize::new(MAX_UDP - OVERHEAD - 1).unwrap_or(NonZeroUsize::MIN),
             notify_down_members: true,
             // Push-pull covers what periodic announces would discover.
             periodic_announce: None,
@@ -435,13 +447,40 @@ impl Core {
             return;
         }
         match payload.split_first() {
+            // Answered only to known members: no reflection towards arbitrary addresses.
             Some((&KIND_META_REQ, _)) => {
-                if let Some(to) = from {
+                if let Some(to) = from.filter(|a| self.is_member_addr(*a)) {
                     let mut payload = vec![KIND_META];
                     payload.extend(postcard::to_allocvec(&self.local_meta).unwrap_or_default());
                     self.actions.push(Action::Send { to, payload });
                 }
             }
+            Some((&KIND_SYNC, data)) => {
+                let theirs = <[u8; 8]>::try_from(data).map(u64::from_be_bytes);
+                if let (Ok(theirs), Some(addr)) = (theirs, from.filter(|a| self.is_member_addr(*a)))
+                {
+                    if theirs != self.state_digest() {
+                        self.actions.push(Action::PushPull { addr });
+                    }
+                }
+            }
+            Some((&KIND_HELLO, data)) => match postcard::from_bytes::<(NodeId, MetaItem)>(data) {
+                Ok((id, meta)) if id.name != self.local_id().name && meta.name == *id.name => {
+                    self.ingest(Item::Meta(meta), false);
+                    let alive = FocaMember::new(id, 0, State::Alive);
+                    if let Err(e) =
+                        self.foca
+                            .apply_many(std::iter::once(alive), true, &mut self.out)
+                    {
+                        debug!(target: "gossip", pool = %self.p.pool, error = %e, "Could not apply an introduction.");
+                    }
+                    self.after_foca(now);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    debug!(target: "gossip", pool = %self.p.pool, error = %e, "Ignored a malformed introduction.");
+                }
+            },
             Some((&KIND_META, data)) => match postcard::from_bytes::<MetaItem>(data) {
                 Ok(m) => {
                     self.ingest(Item::Meta(m), false);
@@ -506,11 +545,30 @@ impl Core {
                 .map(|e| e.id.addr)
                 .collect();
             if !alive.is_empty() {
-                let addr = alive[self.rng.gen_range(0..alive.len())];
+                // A digest first: the full state crosses only when the tables differ.
+                let to = alive[self.rng.gen_range(0..alive.len())];
+                let mut payload = vec![KIND_SYNC];
+                payload.extend_from_slice(&self.state_digest().to_be_bytes());
+                self.actions.push(Action::Send { to, payload });
+            }
+            // serf's reconnect: a failed member may only have been cut off; a push-pull
+            // with one of them heals a partition (or fails fast against a dead port).
+            let failed: Vec<SocketAddr> = self
+                .members
+                .values()
+                .filter(|e| e.status == MemberStatus::Failed)
+                .map(|e| e.id.addr)
+                .collect();
+            if !failed.is_empty() {
+                let addr = failed[self.rng.gen_range(0..failed.len())];
                 self.actions.push(Action::PushPull { addr });
             }
             self.next_push_pull = now + self.p.push_pull_every(self.cluster_size);
         }
+    }
+
+    fn is_member_addr(&self, addr: SocketAddr) -> bool {
+        self.members.values().any(|e| e.id.addr == addr)
     }
 
     /// The runtime's report on a TCP connection attempt to a member that missed a probe.
@@ -620,6 +678,7 @@ impl Core {
         self.merge_remote(reply, !join, join);
         if join {
             self.record_down_members(now);
+            self.introduce(&from);
             if let Err(e) = self.foca.announce(from, &mut self.out) {
                 debug!(target: "gossip", pool = %self.p.pool, error = %e, "Could not announce.");
             }
@@ -695,6 +754,36 @@ impl Core {
         self.broadcast_local_meta(now);
     }
 
+    /// After a join, tells the members just learned of about this one directly: one
+    /// datagram each instead of waiting for gossip to reach them (joins converge in about
+    /// one round trip, and no member is left to learn of the joiner only by push-pull).
+    fn introduce(&mut self, seed: &NodeId) {
+        let Ok(hello) = postcard::to_allocvec(&(self.local_id().clone(), self.local_meta.clone()))
+        else {
+            return;
+        };
+        let mut targets: Vec<SocketAddr> = self
+            .foca
+            .iter_members()
+            .map(FocaMember::id)
+            .filter(|id| id != &seed)
+            .map(|id| id.addr)
+            .collect();
+        if targets.len() > HELLO_FANOUT {
+            for i in 0..HELLO_FANOUT {
+                let j = self.rng.gen_range(i..targets.len());
+                targets.swap(i, j);
+            }
+            targets.truncate(HELLO_FANOUT);
+        }
+        for to in targets {
+            let mut payload = Vec::with_capacity(hello.len() + 1);
+            payload.push(KIND_HELLO);
+            payload.extend_from_slice(&hello);
+            self.actions.push(Action::Send { to, payload });
+        }
+    }
+
     /// After a join, members the cluster knows as failed or left are listed too (without
     /// events: this agent did not see them change).
     fn record_down_members(&mut self, now: Instant) {
@@ -746,6 +835,45 @@ impl Core {
             out.push(self.local_meta.clone());
         }
         out
+    }
+
+    /// FNV-1a over the member table as every member should see it (names, identities,
+    /// statuses, metadata versions; this member included), so equal tables give equal
+    /// digests on every agent.
+    pub(crate) fn state_digest(&self) -> u64 {
+        fn eat(h: &mut u64, bytes: &[u8]) {
+            for b in bytes {
+                *h ^= u64::from(*b);
+                *h = h.wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        }
+        let mut rows: Vec<(&str, u64, u8, Option<MetaVersion>)> = self
+            .members
+            .iter()
+            .map(|(name, e)| {
+                let v = self.metas.get(name).map(|(m, _)| m.version);
+                (name.as_str(), e.id.bump, e.status.code(), v)
+            })
+            .collect();
+        rows.push((
+            &self.p.name,
+            self.local_id().bump,
+            self.local_status.code(),
+            Some(self.local_meta.version),
+        ));
+        rows.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut h = 0xcbf2_9ce4_8422_2325u64;
+        for (name, bump, status, v) in rows {
+            eat(&mut h, name.as_bytes());
+            eat(&mut h, &[0]);
+            eat(&mut h, &bump.to_be_bytes());
+            eat(&mut h, &[status]);
+            if let Some(v) = v {
+                eat(&mut h, &v.bump.to_be_bytes());
+                eat(&mut h, &v.seq.to_be_bytes());
+            }
+        }
+        h
     }
 
     // ----- local operations --------------------------------------------------------------
@@ -947,7 +1075,7 @@ impl Core {
                 }
                 self.schedule(now + after, timer);
             }
-            self.resize(now);
+            self.resize();
             if news && !self.left {
                 // Spread news now rather than at the next gossip tick: joins, failures and
                 // events converge in a few round trips instead of a few intervals.
@@ -966,7 +1094,7 @@ impl Core {
     }
 
     /// Keeps foca's retransmit and suspicion settings in step with the cluster size.
-    fn resize(&mut self, _now: Instant) {
+    fn resize(&mut self) {
         let n = self.foca.num_members() + 1;
         if n == self.cluster_size {
             return;
@@ -1003,9 +1131,13 @@ impl Core {
                 };
                 e.meta_wanted = None;
                 e.meta_attempts = 0;
-                let alive = matches!(e.reported, Some(MemberStatus::Alive | MemberStatus::Leaving));
+                let alive = matches!(
+                    e.reported,
+                    Some(MemberStatus::Alive | MemberStatus::Leaving)
+                );
                 if alive && changed {
-                    if let Some(member) = self.members.get(&name).and_then(|e| self.view(&name, e)) {
+                    if let Some(member) = self.members.get(&name).and_then(|e| self.view(&name, e))
+                    {
                         debug!(target: "gossip", pool = %self.p.pool, member = %name, "Member updated its metadata.");
                         self.events.push(GossipEvent::Updated(member));
                     }
@@ -1121,9 +1253,14 @@ impl Core {
                     let moved = e.id.addr != new.addr;
                     e.id = new;
                     self.dirty = true;
-                    let alive = matches!(e.reported, Some(MemberStatus::Alive | MemberStatus::Leaving));
+                    let alive = matches!(
+                        e.reported,
+                        Some(MemberStatus::Alive | MemberStatus::Leaving)
+                    );
                     if moved && alive {
-                        if let Some(member) = self.members.get(&name).and_then(|e| self.view(&name, e)) {
+                        if let Some(member) =
+                            self.members.get(&name).and_then(|e| self.view(&name, e))
+                        {
                             info!(target: "gossip", pool = %self.p.pool, member = %name, addr = %member.addr, "Member changed its address.");
                             self.events.push(GossipEvent::Updated(member));
                         }

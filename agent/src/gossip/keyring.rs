@@ -405,7 +405,10 @@ mod tests {
         assert_eq!(load_file(&path).unwrap().unwrap().keys(), ring.keys());
         std::fs::write(&path, "[\"c2VjcmV0LWtleQ==\"]").unwrap();
         let e = load_file(&path).unwrap_err();
-        assert!(e.ends_with("key 0: key size must be 16, 24 or 32 bytes"), "{e}");
+        assert!(
+            e.ends_with("key 0: key size must be 16, 24 or 32 bytes"),
+            "{e}"
+        );
         assert!(!e.contains("c2VjcmV0LWtleQ"));
     }
 }

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -24,8 +25,8 @@ use super::wire::{
     PushPull, TcpMsg, WireError, MAX_UDP,
 };
 use super::{
-    GossipConfig, GossipError, GossipEvent, KeyringSummary, Member, MemberMeta, MemberStatus,
-    Pool, UserEvent,
+    GossipConfig, GossipError, GossipEvent, GossipStats, KeyringSummary, Member, MemberMeta,
+    MemberStatus, Pool, UserEvent,
 };
 
 /// Deadline of one TCP exchange (memberlist's TCPTimeout).
@@ -97,7 +98,22 @@ pub(crate) struct Inner {
     probe_timeout: Duration,
     /// Cancelled when the engine task has stopped.
     pub(crate) stopped: CancellationToken,
-    warned: Mutex<HashMap<IpAddr, Instant>>,
+    warned: Mutex<HashMap<(IpAddr, String), Instant>>,
+    stats: Counters,
+}
+
+#[derive(Default)]
+struct Counters {
+    udp_sent: AtomicU64,
+    udp_sent_bytes: AtomicU64,
+    udp_received: AtomicU64,
+    udp_received_bytes: AtomicU64,
+    tcp_sent_bytes: AtomicU64,
+    tcp_received_bytes: AtomicU64,
+}
+
+fn add(c: &AtomicU64, n: usize) {
+    c.fetch_add(n as u64, Ordering::Relaxed);
 }
 
 impl Inner {
@@ -111,13 +127,29 @@ impl Inner {
 
     fn frame(&self, msg: &TcpMsg) -> Vec<u8> {
         let ring = self.keyring.read();
-        self.crypto(&ring).frame(msg)
+        let f = self.crypto(&ring).frame(msg);
+        add(&self.stats.tcp_sent_bytes, f.len());
+        f
+    }
+
+    pub(crate) fn stats(&self) -> GossipStats {
+        let c = &self.stats;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        GossipStats {
+            udp_sent: get(&c.udp_sent),
+            udp_sent_bytes: get(&c.udp_sent_bytes),
+            udp_received: get(&c.udp_received),
+            udp_received_bytes: get(&c.udp_received_bytes),
+            tcp_sent_bytes: get(&c.tcp_sent_bytes),
+            tcp_received_bytes: get(&c.tcp_received_bytes),
+        }
     }
 
     async fn read_msg(&self, stream: &mut TcpStream) -> Result<TcpMsg, WireError> {
         let (header, body) = tokio::time::timeout(TCP_TIMEOUT, read_frame(stream))
             .await
             .map_err(|_| WireError::Timeout)??;
+        add(&self.stats.tcp_received_bytes, body.len() + 5);
         let ring = self.keyring.read();
         self.crypto(&ring).unframe(header, &body)
     }
@@ -129,17 +161,15 @@ impl Inner {
             return;
         }
         let now = Instant::now();
+        let key = (peer.ip(), e.to_string());
         let mut warned = self.warned.lock();
-        if warned
-            .get(&peer.ip())
-            .is_some_and(|t| now < *t + WARN_EVERY)
-        {
+        if warned.get(&key).is_some_and(|t| now < *t + WARN_EVERY) {
             return;
         }
         if warned.len() > 1024 {
             warned.clear();
         }
-        warned.insert(peer.ip(), now);
+        warned.insert(key, now);
         warn!(target: "gossip", pool = %self.pool, peer = %peer, error = %e,
             "Rejected a gossip {what}: the peer's encryption key or settings do not match this agent's.");
     }
@@ -156,7 +186,10 @@ impl Inner {
         let (res, done) = match op {
             KeyringOp::List => (Ok(()), None),
             KeyringOp::Install(k) => (ring.install(k), Some("Installed a gossip encryption key.")),
-            KeyringOp::Use(k) => (ring.use_key(k), Some("Changed the primary gossip encryption key.")),
+            KeyringOp::Use(k) => (
+                ring.use_key(k),
+                Some("Changed the primary gossip encryption key."),
+            ),
             KeyringOp::Remove(k) => (ring.remove(k), Some("Removed a gossip encryption key.")),
         };
         let mut error = res.err().map(|e| e.to_string());
@@ -182,7 +215,9 @@ fn now() -> Instant {
 }
 
 pub(crate) fn check_meta(meta: &MemberMeta) -> Result<(), GossipError> {
-    let len = postcard::to_allocvec(meta).map(|v| v.len()).unwrap_or(usize::MAX);
+    let len = postcard::to_allocvec(meta)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
     if len > MAX_META {
         return Err(GossipError::MetaTooLarge(len));
     }
@@ -317,6 +352,7 @@ pub(crate) async fn start(
         probe_timeout: cfg.probe_timeout,
         stopped: CancellationToken::new(),
         warned: Mutex::new(HashMap::new()),
+        stats: Counters::default(),
     });
     info!(target: "gossip", pool = %cfg.pool, member = %cfg.name, addr = %advertise, bind = %bound, encrypted,
         "Gossip pool started.");
@@ -331,7 +367,14 @@ pub(crate) async fn start(
             }
         }
     });
-    tokio::spawn(engine_loop(core, Arc::new(udp), inner.clone(), cmd_rx, ev_tx, stop));
+    tokio::spawn(engine_loop(
+        core,
+        Arc::new(udp),
+        inner.clone(),
+        cmd_rx,
+        ev_tx,
+        stop,
+    ));
     Ok((inner, pub_rx))
 }
 
@@ -360,6 +403,8 @@ async fn engine_loop(
             () = stop.cancelled() => break,
             r = udp.recv_from(&mut buf) => match r {
                 Ok((n, from)) => {
+                    add(&inner.stats.udp_received, 1);
+                    add(&inner.stats.udp_received_bytes, n);
                     let opened = {
                         let ring = inner.keyring.read();
                         inner.crypto(&ring).open_packet(&buf[..n])
@@ -456,6 +501,8 @@ async fn flush(
                     inner.crypto(&ring).seal_packet(&payload)
                 };
                 if packet.len() <= MAX_UDP {
+                    add(&inner.stats.udp_sent, 1);
+                    add(&inner.stats.udp_sent_bytes, packet.len());
                     if let Err(e) = udp.send_to(&packet, to).await {
                         debug!(target: "gossip", pool = %inner.pool, to = %to, error = %e, "A gossip datagram could not be sent.");
                     }
@@ -666,13 +713,13 @@ pub(crate) async fn join(inner: &Arc<Inner>, addrs: &[String]) -> Result<usize, 
             let req = rx.await.map_err(|_| WireError::Stopped.to_string())?;
             match push_pull(inner, t, req, true).await {
                 Ok(()) => ok += 1,
-                Err(e) => errors.push(if e.is_key_mismatch()
-                    || matches!(e, WireError::Remote(_))
-                {
-                    format!("{e} (is the gossip encryption key the same on every agent?)")
-                } else {
-                    e.to_string()
-                }),
+                Err(e) => errors.push(
+                    if e.is_key_mismatch() || matches!(e, WireError::Remote(_)) {
+                        format!("{e} (is the gossip encryption key the same on every agent?)")
+                    } else {
+                        e.to_string()
+                    },
+                ),
             }
         }
         if ok == 0 {
@@ -705,21 +752,24 @@ pub(crate) async fn join(inner: &Arc<Inner>, addrs: &[String]) -> Result<usize, 
 }
 
 pub(crate) async fn leave(inner: &Arc<Inner>, timeout: Duration) -> Result<(), GossipError> {
-    if inner.stopped.is_cancelled() {
-        return if inner.view.read().local.status == MemberStatus::Left {
-            Ok(())
-        } else {
-            Err(GossipError::Shutdown)
-        };
+    let left = || inner.view.read().local.status == MemberStatus::Left;
+    if left() {
+        return Ok(());
     }
     let (tx, rx) = oneshot::channel();
-    inner
-        .cmd
-        .send(Cmd::Leave { timeout, done: tx })
-        .map_err(|_| GossipError::Shutdown)?;
-    match tokio::time::timeout(timeout + Duration::from_secs(1), rx).await {
-        Ok(Ok(())) => Ok(()),
-        _ => Err(GossipError::Shutdown),
+    if inner.cmd.send(Cmd::Leave { timeout, done: tx }).is_ok()
+        && matches!(
+            tokio::time::timeout(timeout + Duration::from_secs(1), rx).await,
+            Ok(Ok(()))
+        )
+    {
+        return Ok(());
+    }
+    // The pool may have stopped after leaving while this request was queued.
+    if left() {
+        Ok(())
+    } else {
+        Err(GossipError::Shutdown)
     }
 }
 
@@ -839,9 +889,15 @@ pub(crate) async fn keyring_op(
     }
     sum.keys = keys;
     let message = if sum.num_err > 0 {
-        Some(format!("{}/{} nodes reported failure", sum.num_err, sum.num_nodes))
+        Some(format!(
+            "{}/{} nodes reported failure",
+            sum.num_err, sum.num_nodes
+        ))
     } else if sum.num_resp != sum.num_nodes {
-        Some(format!("{}/{} nodes reported success", sum.num_resp, sum.num_nodes))
+        Some(format!(
+            "{}/{} nodes reported success",
+            sum.num_resp, sum.num_nodes
+        ))
     } else {
         None
     };
@@ -861,13 +917,28 @@ mod tests {
     #[test]
     fn join_addresses_take_consul_forms() {
         let d = 8301;
-        assert_eq!(split_host_port("10.0.0.1", d).unwrap(), ("10.0.0.1".into(), 8301));
-        assert_eq!(split_host_port("10.0.0.1:9000", d).unwrap(), ("10.0.0.1".into(), 9000));
-        assert_eq!(split_host_port("[::1]:9000", d).unwrap(), ("::1".into(), 9000));
+        assert_eq!(
+            split_host_port("10.0.0.1", d).unwrap(),
+            ("10.0.0.1".into(), 8301)
+        );
+        assert_eq!(
+            split_host_port("10.0.0.1:9000", d).unwrap(),
+            ("10.0.0.1".into(), 9000)
+        );
+        assert_eq!(
+            split_host_port("[::1]:9000", d).unwrap(),
+            ("::1".into(), 9000)
+        );
         assert_eq!(split_host_port("[::1]", d).unwrap(), ("::1".into(), 8301));
         assert_eq!(split_host_port("::1", d).unwrap(), ("::1".into(), 8301));
-        assert_eq!(split_host_port("node-1", d).unwrap(), ("node-1".into(), 8301));
-        assert_eq!(split_host_port("node-1:7", d).unwrap(), ("node-1".into(), 7));
+        assert_eq!(
+            split_host_port("node-1", d).unwrap(),
+            ("node-1".into(), 8301)
+        );
+        assert_eq!(
+            split_host_port("node-1:7", d).unwrap(),
+            ("node-1".into(), 7)
+        );
         assert!(split_host_port("node-1:x", d).is_err());
         assert!(split_host_port("", d).is_err());
     }

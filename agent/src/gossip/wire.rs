@@ -23,6 +23,11 @@ pub(crate) const KIND_FOCA: u8 = b'F';
 pub(crate) const KIND_META_REQ: u8 = b'Q';
 /// A member's own metadata, the answer to `KIND_META_REQ`.
 pub(crate) const KIND_META: u8 = b'M';
+/// A joiner introducing itself (identity and metadata) to the members it just learned of.
+pub(crate) const KIND_HELLO: u8 = b'H';
+/// Anti-entropy probe: a digest of the sender's member table; a receiver whose digest
+/// differs starts a TCP push-pull with the sender. Keeps idle push-pull traffic tiny.
+pub(crate) const KIND_SYNC: u8 = b'S';
 pub(crate) const FRAME_ENCRYPTED: u8 = 10;
 pub(crate) const FRAME_ERROR: u8 = 13;
 pub(crate) const FRAME_PLAIN: u8 = 20;
@@ -184,7 +189,9 @@ pub(crate) enum WireError {
     Open(#[from] OpenError),
     #[error("encrypted message received but gossip encryption is not configured on this agent")]
     NoKeyring,
-    #[error("unencrypted message rejected: gossip encryption is enabled (encrypt_verify_incoming)")]
+    #[error(
+        "unencrypted message rejected: gossip encryption is enabled (encrypt_verify_incoming)"
+    )]
     Unencrypted,
     #[error("frame of {0} bytes exceeds the limit")]
     TooLarge(usize),
@@ -363,18 +370,30 @@ mod tests {
         assert_eq!(sealed.len(), inner.len() + super::super::keyring::OVERHEAD);
         assert_eq!(enc.open_packet(&sealed).unwrap(), inner);
         assert_eq!(lax.open_packet(&sealed).unwrap(), inner);
-        assert!(matches!(plain.open_packet(&sealed), Err(WireError::NoKeyring)));
-        assert!(matches!(wrong.open_packet(&sealed), Err(WireError::Open(OpenError::NoKey))));
+        assert!(matches!(
+            plain.open_packet(&sealed),
+            Err(WireError::NoKeyring)
+        ));
+        assert!(matches!(
+            wrong.open_packet(&sealed),
+            Err(WireError::Open(OpenError::NoKey))
+        ));
         // Outgoing false sends plaintext; incoming true refuses it, incoming false takes it.
         let clear = lax.seal_packet(&inner);
         assert_eq!(clear, inner);
-        assert!(matches!(enc.open_packet(&clear), Err(WireError::Unencrypted)));
+        assert!(matches!(
+            enc.open_packet(&clear),
+            Err(WireError::Unencrypted)
+        ));
         assert_eq!(lax.open_packet(&clear).unwrap(), inner);
 
         let msg = TcpMsg::Packet(vec![9; 40]);
         let f = enc.frame(&msg);
         assert_eq!(f[0], FRAME_ENCRYPTED);
-        assert_eq!(u32::from_be_bytes([f[1], f[2], f[3], f[4]]) as usize, f.len() - 5);
+        assert_eq!(
+            u32::from_be_bytes([f[1], f[2], f[3], f[4]]) as usize,
+            f.len() - 5
+        );
         let header: [u8; 5] = f[..5].try_into().unwrap();
         assert!(matches!(enc.unframe(header, &f[5..]), Ok(TcpMsg::Packet(p)) if p == vec![9; 40]));
         // The length is authenticated: a forged header does not open.
