@@ -10,8 +10,8 @@ mod catalog;
 mod convert;
 mod error;
 mod forward;
-mod keyring;
 mod health;
+mod keyring;
 mod kv;
 mod misc;
 mod monitor;
@@ -96,8 +96,21 @@ impl HttpState {
         limits: Limits,
         cluster: crate::agent::Cluster,
     ) -> HttpState {
-        let forward_client = reqwest::Client::builder().no_proxy().build().unwrap_or_default();
-        HttpState { rpc, local, acl, info, control, limits, cluster, forward_client, cache: blocking::Cache::default() }
+        let forward_client = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap_or_default();
+        HttpState {
+            rpc,
+            local,
+            acl,
+            info,
+            control,
+            limits,
+            cluster,
+            forward_client,
+            cache: blocking::Cache::default(),
+        }
     }
 }
 
@@ -122,8 +135,18 @@ impl Ctx {
                 return Err(ApiError::internal(crate::structs::msg::NO_PATH_TO_DC));
             }
         }
-        let dev = s.info.debug_config.get("DevMode").and_then(serde_json::Value::as_bool).unwrap_or(false);
-        Ok(Ctx { params, authz, token, dev })
+        let dev = s
+            .info
+            .debug_config
+            .get("DevMode")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
+        Ok(Ctx {
+            params,
+            authz,
+            token,
+            dev,
+        })
     }
 
     pub fn query(&self, s: &HttpState) -> Result<QueryOptions, ApiError> {
@@ -141,11 +164,19 @@ impl Ctx {
 pub(crate) async fn body_bytes(req: Request, limit: usize) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(req.into_body(), limit)
         .await
-        .map_err(|_| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("Request body too large, max size: {limit} bytes")))
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("Request body too large, max size: {limit} bytes"),
+            )
+        })
 }
 
 /// Decodes a JSON body the way Consul does (case-insensitive keys, unknown fields ignored).
-pub(crate) async fn decode_body<T: serde::de::DeserializeOwned + Default>(req: Request, limit: usize) -> Result<T, ApiError> {
+pub(crate) async fn decode_body<T: serde::de::DeserializeOwned + Default>(
+    req: Request,
+    limit: usize,
+) -> Result<T, ApiError> {
     let body = body_bytes(req, limit).await?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
@@ -160,7 +191,9 @@ pub(crate) fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> Bytes {
 
 /// Re-encodes JSON with 4-space indentation and a trailing newline (`?pretty`).
 pub(crate) fn prettify(body: &[u8]) -> Bytes {
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else { return Bytes::copy_from_slice(body) };
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Bytes::copy_from_slice(body);
+    };
     let mut out = Vec::new();
     let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
     let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
@@ -176,7 +209,10 @@ pub(crate) fn json<T: serde::Serialize + ?Sized>(v: &T, pretty: bool) -> Respons
     let body = to_json(v);
     let body = if pretty { prettify(&body) } else { body };
     let mut r = Response::new(Body::from(body));
-    r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     r
 }
 
@@ -186,12 +222,18 @@ pub(crate) fn empty() -> Response {
 }
 
 /// Serves the API on `listener` until `shutdown` fires.
-pub async fn serve(listener: TcpListener, state: Arc<HttpState>, shutdown: CancellationToken) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<HttpState>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     use axum::serve::ListenerExt;
     let app = routes::router(state);
     // Small JSON answers must not wait for Nagle's algorithm.
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
 }

@@ -9,7 +9,9 @@
 
 use crate::checks::{self, CheckError, CheckUpdate, Runner, RunnerOptions, Status};
 use crate::rpc::{RpcError, Server};
-use crate::structs::{self, health, msg, Check, Command, DeregisterRequest, RegisterRequest, Service};
+use crate::structs::{
+    self, health, msg, Check, Command, DeregisterRequest, RegisterRequest, Service,
+};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -163,14 +165,17 @@ impl LocalAgent {
 
     /// Loads the services and checks registered over the API before the last shutdown.
     pub fn load_persisted(&self) -> Result<usize, String> {
-        let Some(dir) = &self.opts.data_dir else { return Ok(0) };
+        let Some(dir) = &self.opts.data_dir else {
+            return Ok(0);
+        };
         let path = dir.join(STATE_FILE);
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
             Err(e) => return Err(format!("{}: {e}", path.display())),
         };
-        let p: Persisted = serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        let p: Persisted =
+            serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
         let mut n = 0;
         for s in p.services {
             if let Err(e) = self.add_service(s.def, &s.token, Source::Api, false) {
@@ -186,7 +191,9 @@ impl LocalAgent {
                 // it is restored as maintenance rather than validated as a check definition.
                 if c.def.service_id.is_empty() {
                     self.set_node_maintenance(true, &c.def.notes);
-                } else if let Err(e) = self.set_service_maintenance(&c.def.service_id, true, &c.def.notes) {
+                } else if let Err(e) =
+                    self.set_service_maintenance(&c.def.service_id, true, &c.def.notes)
+                {
                     tracing::warn!(target: "agent", error = %e, "Dropped the maintenance mode of a service that is gone.");
                     continue;
                 }
@@ -214,7 +221,9 @@ impl LocalAgent {
     }
 
     fn persist(&self) {
-        let Some(dir) = &self.opts.data_dir else { return };
+        let Some(dir) = &self.opts.data_dir else {
+            return;
+        };
         let _writing = self.persist_lock.lock();
         let p = {
             let st = self.state.lock();
@@ -224,7 +233,10 @@ impl LocalAgent {
                     .services
                     .values()
                     .filter(|s| s.source == Source::Api)
-                    .map(|s| PersistedService { def: s.def.clone(), token: s.token.clone() })
+                    .map(|s| PersistedService {
+                        def: s.def.clone(),
+                        token: s.token.clone(),
+                    })
                     .collect(),
                 checks: st
                     .checks
@@ -277,7 +289,15 @@ impl LocalAgent {
             tagged_addresses: def
                 .tagged_addresses
                 .iter()
-                .map(|(k, v)| (k.clone(), structs::ServiceAddr { address: v.address.clone(), port: v.port }))
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        structs::ServiceAddr {
+                            address: v.address.clone(),
+                            port: v.port,
+                        },
+                    )
+                })
                 .collect(),
             meta: def.meta.clone(),
             port: def.port,
@@ -288,7 +308,8 @@ impl LocalAgent {
             modify_index: 0,
         };
         // Service checks: IDs `service:<id>` or `service:<id>:<n>`.
-        let defs: Vec<CheckDefinition> = def.check.iter().chain(def.checks.iter()).cloned().collect();
+        let defs: Vec<CheckDefinition> =
+            def.check.iter().chain(def.checks.iter()).cloned().collect();
         let many = defs.len() > 1;
         let mut prepared = Vec::new();
         for (i, mut c) in defs.into_iter().enumerate() {
@@ -297,16 +318,25 @@ impl LocalAgent {
                 return Err(LocalError::Invalid(msg::BAD_CHECK_STATUS.into()));
             }
             if c.id.is_empty() {
-                c.id = if many { format!("service:{}:{}", def.id, i + 1) } else { format!("service:{}", def.id) };
+                c.id = if many {
+                    format!("service:{}:{}", def.id, i + 1)
+                } else {
+                    format!("service:{}", def.id)
+                };
             }
             if c.name.is_empty() {
                 c.name = format!("Service '{}' check", def.name);
             }
             c.service_id = def.id.clone();
-            let ctype = checks::validate(&c, &self.opts.checks, source == Source::Config).map_err(|e| match e {
-                CheckError::Invalid(m) => LocalError::Invalid(format!("Invalid check: {m}")),
-                other => LocalError::Check(other),
-            })?;
+            let ctype =
+                checks::validate(&c, &self.opts.checks, source == Source::Config).map_err(|e| {
+                    match e {
+                        CheckError::Invalid(m) => {
+                            LocalError::Invalid(format!("Invalid check: {m}"))
+                        }
+                        other => LocalError::Check(other),
+                    }
+                })?;
             prepared.push((c, ctype));
         }
         let mut stored_def = def.clone();
@@ -334,7 +364,13 @@ impl LocalAgent {
             st.gone_services.remove(&def.id);
             st.services.insert(
                 def.id.clone(),
-                LocalService { service: service.clone(), def: stored_def, token: token.to_string(), source, in_sync: false },
+                LocalService {
+                    service: service.clone(),
+                    def: stored_def,
+                    token: token.to_string(),
+                    source,
+                    in_sync: false,
+                },
             );
             for (c, ctype) in prepared {
                 self.insert_check(&mut st, c, ctype, token, source, Some(&service));
@@ -373,7 +409,10 @@ impl LocalAgent {
             modify_index: 0,
         };
         // Keep the current status across a re-registration of the same check.
-        let previous = st.checks.get(&def.id).map(|c| (c.check.status.clone(), c.check.output.clone()));
+        let previous = st
+            .checks
+            .get(&def.id)
+            .map(|c| (c.check.status.clone(), c.check.output.clone()));
         let mut lc = LocalCheck {
             critical_since: (status == Status::Critical).then(Instant::now),
             check,
@@ -400,10 +439,16 @@ impl LocalAgent {
     pub fn remove_service(&self, id: &str) -> Result<(), LocalError> {
         let source = {
             let mut st = self.state.lock();
-            let Some(s) = st.services.remove(id) else { return Err(LocalError::UnknownService(id.to_string())) };
+            let Some(s) = st.services.remove(id) else {
+                return Err(LocalError::UnknownService(id.to_string()));
+            };
             st.gone_services.insert(id.to_string());
-            let ids: Vec<String> =
-                st.checks.iter().filter(|(_, c)| c.check.service_id == id).map(|(k, _)| k.clone()).collect();
+            let ids: Vec<String> = st
+                .checks
+                .iter()
+                .filter(|(_, c)| c.check.service_id == id)
+                .map(|(k, _)| k.clone())
+                .collect();
             for cid in ids {
                 st.checks.remove(&cid);
                 self.runner.remove(&cid);
@@ -418,17 +463,24 @@ impl LocalAgent {
     }
 
     /// Registers a standalone check (or one bound to a local service by `ServiceID`).
-    pub fn add_check(&self, mut def: CheckDefinition, token: &str, source: Source) -> Result<(), LocalError> {
+    pub fn add_check(
+        &self,
+        mut def: CheckDefinition,
+        token: &str,
+        source: Source,
+    ) -> Result<(), LocalError> {
         if def.name.is_empty() {
             return Err(LocalError::Invalid("Missing check name".into()));
         }
         if def.id.is_empty() {
             def.id = def.name.clone();
         }
-        let ctype = checks::validate(&def, &self.opts.checks, source == Source::Config).map_err(|e| match e {
-            CheckError::Invalid(m) => LocalError::Invalid(m),
-            other => LocalError::Check(other),
-        })?;
+        let ctype = checks::validate(&def, &self.opts.checks, source == Source::Config).map_err(
+            |e| match e {
+                CheckError::Invalid(m) => LocalError::Invalid(m),
+                other => LocalError::Check(other),
+            },
+        )?;
         {
             let mut st = self.state.lock();
             let service = if def.service_id.is_empty() {
@@ -437,7 +489,10 @@ impl LocalAgent {
                 match st.services.get(&def.service_id) {
                     Some(s) => Some(s.service.clone()),
                     None => {
-                        return Err(LocalError::Invalid(format!("ServiceID {:?} does not exist", def.service_id)));
+                        return Err(LocalError::Invalid(format!(
+                            "ServiceID {:?} does not exist",
+                            def.service_id
+                        )));
                     }
                 }
             };
@@ -453,7 +508,9 @@ impl LocalAgent {
     pub fn remove_check(&self, id: &str) -> Result<(), LocalError> {
         let source = {
             let mut st = self.state.lock();
-            let Some(c) = st.checks.remove(id) else { return Err(LocalError::UnknownCheck(id.to_string())) };
+            let Some(c) = st.checks.remove(id) else {
+                return Err(LocalError::UnknownCheck(id.to_string()));
+            };
             st.gone_checks.insert(id.to_string());
             c.source
         };
@@ -474,11 +531,17 @@ impl LocalAgent {
                 _ => return Err(LocalError::NoTtl(id.to_string())),
             }
         }
-        self.runner.update_ttl(id, status, output).map_err(|_| LocalError::NoTtl(id.to_string()))?;
+        self.runner
+            .update_ttl(id, status, output)
+            .map_err(|_| LocalError::NoTtl(id.to_string()))?;
         // Apply now (the runner's copy of this update arrives later and is then a no-op), so a
         // read right after `pass` sees it. Same cap as the runner, so the two are identical.
         let output = checks::cap_ttl_output(output, self.opts.checks.output_max_size);
-        self.apply_check_update(CheckUpdate { check_id: id.to_string(), status, output });
+        self.apply_check_update(CheckUpdate {
+            check_id: id.to_string(),
+            status,
+            output,
+        });
         Ok(())
     }
 
@@ -489,7 +552,9 @@ impl LocalAgent {
         let mut persist = false;
         {
             let mut st = self.state.lock();
-            let Some(c) = st.checks.get_mut(&u.check_id) else { return };
+            let Some(c) = st.checks.get_mut(&u.check_id) else {
+                return;
+            };
             let status = u.status.as_str();
             let status_changed = c.check.status != status;
             let output_changed = c.check.output != u.output;
@@ -521,22 +586,42 @@ impl LocalAgent {
 
     /// Node maintenance: a critical `_node_maintenance` check while enabled.
     pub fn set_node_maintenance(&self, enable: bool, reason: &str) {
-        let notes = if reason.is_empty() { msg::DEFAULT_MAINT_REASON } else { reason };
+        let notes = if reason.is_empty() {
+            msg::DEFAULT_MAINT_REASON
+        } else {
+            reason
+        };
         self.set_maintenance_check(msg::NODE_MAINT_ID, msg::NODE_MAINT_NAME, "", enable, notes);
     }
 
     /// Service maintenance: a critical `_service_maintenance:<id>` check while enabled.
-    pub fn set_service_maintenance(&self, id: &str, enable: bool, reason: &str) -> Result<(), LocalError> {
+    pub fn set_service_maintenance(
+        &self,
+        id: &str,
+        enable: bool,
+        reason: &str,
+    ) -> Result<(), LocalError> {
         if !self.state.lock().services.contains_key(id) {
             return Err(LocalError::UnknownService(id.to_string()));
         }
-        let notes = if reason.is_empty() { msg::DEFAULT_SERVICE_MAINT_REASON } else { reason };
+        let notes = if reason.is_empty() {
+            msg::DEFAULT_SERVICE_MAINT_REASON
+        } else {
+            reason
+        };
         let check_id = format!("{}{id}", msg::SERVICE_MAINT_PREFIX);
         self.set_maintenance_check(&check_id, msg::SERVICE_MAINT_NAME, id, enable, notes);
         Ok(())
     }
 
-    fn set_maintenance_check(&self, check_id: &str, name: &str, service_id: &str, enable: bool, notes: &str) {
+    fn set_maintenance_check(
+        &self,
+        check_id: &str,
+        name: &str,
+        service_id: &str,
+        enable: bool,
+        notes: &str,
+    ) {
         {
             let mut st = self.state.lock();
             if enable {
@@ -548,7 +633,10 @@ impl LocalAgent {
                     status: health::CRITICAL.to_string(),
                     notes: notes.to_string(),
                     service_id: service_id.to_string(),
-                    service_name: service.as_ref().map(|s| s.service.clone()).unwrap_or_default(),
+                    service_name: service
+                        .as_ref()
+                        .map(|s| s.service.clone())
+                        .unwrap_or_default(),
                     service_tags: service.map(|s| s.tags).unwrap_or_default(),
                     // Consul reports maintenance checks with an empty `Type` (compat §7.3).
                     check_type: String::new(),
@@ -587,16 +675,30 @@ impl LocalAgent {
 
     /// This agent's services, by ID.
     pub fn services(&self) -> Vec<Service> {
-        self.state.lock().services.values().map(|s| s.service.clone()).collect()
+        self.state
+            .lock()
+            .services
+            .values()
+            .map(|s| s.service.clone())
+            .collect()
     }
 
     pub fn service(&self, id: &str) -> Option<Service> {
-        self.state.lock().services.get(id).map(|s| s.service.clone())
+        self.state
+            .lock()
+            .services
+            .get(id)
+            .map(|s| s.service.clone())
     }
 
     /// This agent's checks, by ID.
     pub fn checks(&self) -> Vec<Check> {
-        self.state.lock().checks.values().map(|c| c.check.clone()).collect()
+        self.state
+            .lock()
+            .checks
+            .values()
+            .map(|c| c.check.clone())
+            .collect()
     }
 
     /// Replaces every config-file service and check with `services` and `checks` (reload).
@@ -608,7 +710,11 @@ impl LocalAgent {
         let (old_services, old_checks): (Vec<String>, Vec<String>) = {
             let st = self.state.lock();
             (
-                st.services.iter().filter(|(_, s)| s.source == Source::Config).map(|(k, _)| k.clone()).collect(),
+                st.services
+                    .iter()
+                    .filter(|(_, s)| s.source == Source::Config)
+                    .map(|(k, _)| k.clone())
+                    .collect(),
                 st.checks
                     .iter()
                     .filter(|(_, c)| c.source == Source::Config && c.check.service_id.is_empty())
@@ -616,10 +722,21 @@ impl LocalAgent {
                     .collect(),
             )
         };
-        let new_service_ids: BTreeSet<String> =
-            services.iter().map(|s| if s.id.is_empty() { s.name.clone() } else { s.id.clone() }).collect();
+        let new_service_ids: BTreeSet<String> = services
+            .iter()
+            .map(|s| {
+                if s.id.is_empty() {
+                    s.name.clone()
+                } else {
+                    s.id.clone()
+                }
+            })
+            .collect();
         let new_check_ids: BTreeSet<String> = checks.iter().map(check_id_of).collect();
-        for id in old_services.iter().filter(|id| !new_service_ids.contains(*id)) {
+        for id in old_services
+            .iter()
+            .filter(|id| !new_service_ids.contains(*id))
+        {
             let _ = self.remove_service(id);
         }
         for id in old_checks.iter().filter(|id| !new_check_ids.contains(*id)) {
@@ -664,14 +781,24 @@ impl LocalAgent {
 
     /// Runs anti-entropy until `shutdown`: a sync on every local change, a full sync (which
     /// also repairs what others changed in the catalog) every `interval`.
-    pub async fn run_sync(self: Arc<Self>, interval: Duration, shutdown: tokio_util::sync::CancellationToken) {
+    pub async fn run_sync(
+        self: Arc<Self>,
+        interval: Duration,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) {
         let mut next_full = tokio::time::Instant::now();
         loop {
             let full = tokio::time::Instant::now() >= next_full;
-            let result = if full { self.sync_full().await } else { self.sync_changes().await };
+            let result = if full {
+                self.sync_full().await
+            } else {
+                self.sync_changes().await
+            };
             match result {
                 Ok(()) if full => {
-                    let jitter = Duration::from_millis(rand::random::<u64>() % (interval.as_millis() as u64 / 4 + 1));
+                    let jitter = Duration::from_millis(
+                        rand::random::<u64>() % (interval.as_millis() as u64 / 4 + 1),
+                    );
                     next_full = tokio::time::Instant::now() + interval + jitter;
                 }
                 Ok(()) => {}
@@ -711,12 +838,19 @@ impl LocalAgent {
     /// Compares the catalog's view of this node with the local one and marks differences.
     pub async fn sync_full(&self) -> Result<(), RpcError> {
         let node_name = self.node.node_name.clone();
-        let crate::rpc::NodeState { node, services, checks } = self.rpc.node_state(&node_name).await?;
+        let crate::rpc::NodeState {
+            node,
+            services,
+            checks,
+        } = self.rpc.node_state(&node_name).await?;
         {
             let mut st = self.state.lock();
             let want = self.node_record();
             st.node_in_sync = node.is_some_and(|n| {
-                n.address == want.address && n.tagged_addresses == want.tagged_addresses && n.meta == want.meta && n.id == want.id
+                n.address == want.address
+                    && n.tagged_addresses == want.tagged_addresses
+                    && n.meta == want.meta
+                    && n.id == want.id
             });
             for svc in &services {
                 match st.services.get_mut(&svc.id) {
@@ -730,7 +864,12 @@ impl LocalAgent {
                         }
                         let mut a = local.service.clone();
                         let mut b = svc.clone();
-                        (a.create_index, a.modify_index, b.create_index, b.modify_index) = (0, 0, 0, 0);
+                        (
+                            a.create_index,
+                            a.modify_index,
+                            b.create_index,
+                            b.modify_index,
+                        ) = (0, 0, 0, 0);
                         local.in_sync = a == b;
                     }
                 }
@@ -774,10 +913,20 @@ impl LocalAgent {
             let services: Vec<(Service, Vec<Check>)> = st
                 .services
                 .values()
-                .filter(|s| !s.in_sync || st.checks.values().any(|c| c.check.service_id == s.service.id && !c.in_sync))
+                .filter(|s| {
+                    !s.in_sync
+                        || st
+                            .checks
+                            .values()
+                            .any(|c| c.check.service_id == s.service.id && !c.in_sync)
+                })
                 .map(|s| {
-                    let checks =
-                        st.checks.values().filter(|c| c.check.service_id == s.service.id).map(|c| c.check.clone()).collect();
+                    let checks = st
+                        .checks
+                        .values()
+                        .filter(|c| c.check.service_id == s.service.id)
+                        .map(|c| c.check.clone())
+                        .collect();
                     (s.service.clone(), checks)
                 })
                 .collect();
@@ -807,13 +956,21 @@ impl LocalAgent {
             tracing::debug!(target: "agent", node = %node_name, "Synced node info.");
         }
         for id in gone_services {
-            let cmd = Command::Deregister(DeregisterRequest { node: node_name.clone(), service_id: Some(id.clone()), check_id: None });
+            let cmd = Command::Deregister(DeregisterRequest {
+                node: node_name.clone(),
+                service_id: Some(id.clone()),
+                check_id: None,
+            });
             self.rpc.apply(cmd).await?;
             self.state.lock().gone_services.remove(&id);
             tracing::info!(target: "agent", service = %id, "Deregistered service.");
         }
         for id in gone_checks {
-            let cmd = Command::Deregister(DeregisterRequest { node: node_name.clone(), service_id: None, check_id: Some(id.clone()) });
+            let cmd = Command::Deregister(DeregisterRequest {
+                node: node_name.clone(),
+                service_id: None,
+                check_id: Some(id.clone()),
+            });
             self.rpc.apply(cmd).await?;
             self.state.lock().gone_checks.remove(&id);
             tracing::debug!(target: "agent", check = %id, "Deregistered check.");
@@ -882,24 +1039,39 @@ fn check_id_of(def: &CheckDefinition) -> String {
 
 /// Consul's service validation (compat §5.2).
 fn validate_service(def: &ServiceDefinition) -> Result<(), LocalError> {
-    let bad_addr = |a: &str| a.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_unspecified());
+    let bad_addr = |a: &str| {
+        a.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_unspecified())
+    };
     if bad_addr(&def.address) || def.tagged_addresses.values().any(|t| bad_addr(&t.address)) {
         return Err(LocalError::Invalid(msg::INVALID_SERVICE_ADDRESS.into()));
     }
     if def.meta.len() > 64 {
-        return Err(LocalError::Invalid("Invalid Service Meta: Node metadata cannot contain more than 64 key/value pairs".into()));
+        return Err(LocalError::Invalid(
+            "Invalid Service Meta: Node metadata cannot contain more than 64 key/value pairs"
+                .into(),
+        ));
     }
     for (k, v) in &def.meta {
-        if k.is_empty() || k.len() > 128 || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        if k.is_empty()
+            || k.len() > 128
+            || !k
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
             return Err(LocalError::Invalid(format!(
                 "Invalid Service Meta: Key {k:?} is invalid: keys must be 1-128 characters of letters, digits, '_' and '-'"
             )));
         }
         if k.starts_with("consul-") {
-            return Err(LocalError::Invalid(format!("Invalid Service Meta: Key {k:?} is reserved for internal use")));
+            return Err(LocalError::Invalid(format!(
+                "Invalid Service Meta: Key {k:?} is reserved for internal use"
+            )));
         }
         if v.len() > 512 {
-            return Err(LocalError::Invalid(format!("Invalid Service Meta: Value for key {k:?} is too long (limit: 512 characters)")));
+            return Err(LocalError::Invalid(format!(
+                "Invalid Service Meta: Value for key {k:?} is too long (limit: 512 characters)"
+            )));
         }
     }
     if let Some(w) = &def.weights {
@@ -922,7 +1094,11 @@ pub struct EventBuffer {
 
 impl Default for EventBuffer {
     fn default() -> Self {
-        EventBuffer { ring: Mutex::new(VecDeque::new()), index: tokio::sync::watch::channel(1).0, ltime: AtomicU64::new(0) }
+        EventBuffer {
+            ring: Mutex::new(VecDeque::new()),
+            index: tokio::sync::watch::channel(1).0,
+            ltime: AtomicU64::new(0),
+        }
     }
 }
 

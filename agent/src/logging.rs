@@ -116,7 +116,15 @@ pub fn init(cfg: &RuntimeConfig) -> Result<Handle, LogError> {
 
 /// The sinks `cfg` asks for, their threads started, and the layer feeding them; nothing
 /// installed globally (tests install it for a scope with `tracing::subscriber::with_default`).
-pub fn build(cfg: &RuntimeConfig) -> Result<(impl tracing_subscriber::Layer<tracing_subscriber::Registry>, Handle), LogError> {
+pub fn build(
+    cfg: &RuntimeConfig,
+) -> Result<
+    (
+        impl tracing_subscriber::Layer<tracing_subscriber::Registry>,
+        Handle,
+    ),
+    LogError,
+> {
     let level = parse_level(&cfg.log_level)?;
     let redactor = SharedRedactor::new(Redactor::new(secrets(cfg)));
     let monitor_level = Arc::new(AtomicU8::new(0));
@@ -124,7 +132,10 @@ pub fn build(cfg: &RuntimeConfig) -> Result<(impl tracing_subscriber::Layer<trac
 
     let mut sinks: Vec<(Box<dyn Sink>, Arc<sink::Counters>)> = Vec::new();
     if cfg.log_stdout {
-        sinks.push((Box::new(console::ConsoleSink::new(cfg.log_json)), Arc::default()));
+        sinks.push((
+            Box::new(console::ConsoleSink::new(cfg.log_json)),
+            Arc::default(),
+        ));
     }
     if let Some(path) = &cfg.log_file {
         let counters = Arc::new(sink::Counters::default());
@@ -277,7 +288,9 @@ impl Drop for Handle {
     fn drop(&mut self) {
         {
             let mut g = GLOBAL.lock();
-            if g.as_ref().is_some_and(|g| Arc::ptr_eq(&g.shared, &self.shared)) {
+            if g.as_ref()
+                .is_some_and(|g| Arc::ptr_eq(&g.shared, &self.shared))
+            {
                 *g = None;
             }
         }
@@ -317,7 +330,6 @@ pub fn stats() -> Vec<SinkStats> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tracing_subscriber::layer::SubscriberExt as _;
 
     fn config(dir: &std::path::Path) -> RuntimeConfig {
         let mut cfg = crate::config::dev_config("t");
@@ -325,8 +337,9 @@ mod tests {
         cfg.log_json = true;
         cfg.log_stdout = false;
         cfg.log_file = Some(dir.join("logs/"));
-        cfg.acl.tokens.initial_management =
-            Some(crate::config::Secret::new("a7777777-7777-4777-8777-777777777777"));
+        cfg.acl.tokens.initial_management = Some(crate::config::Secret::new(
+            "a7777777-7777-4777-8777-777777777777",
+        ));
         cfg
     }
 
@@ -375,11 +388,19 @@ mod tests {
                 seen.push(String::from_utf8(l.to_vec()).unwrap());
             }
             assert_eq!(seen.len(), 5, "{seen:#?}");
-            assert!(seen[1].contains("[DEBUG] agent: Only the monitor sees this."), "{seen:#?}");
-            assert!(seen.iter().all(|l| !l.contains("zzz") && !l.contains("a7777777")));
+            assert!(
+                seen[1].contains("[DEBUG] agent: Only the monitor sees this."),
+                "{seen:#?}"
+            );
+            assert!(seen
+                .iter()
+                .all(|l| !l.contains("zzz") && !l.contains("a7777777")));
         });
         let stats = handle.stats();
-        assert_eq!(stats.iter().map(|s| s.sink).collect::<Vec<_>>(), vec!["file", "monitor"]);
+        assert_eq!(
+            stats.iter().map(|s| s.sink).collect::<Vec<_>>(),
+            vec!["file", "monitor"]
+        );
         assert_eq!(stats[0].written, 4);
         assert_eq!(stats[0].dropped, 0);
     }

@@ -92,7 +92,11 @@ impl Store {
         let mut changes = Changes::default();
         let resp = {
             let mut t = self.tables.write();
-            let mut resp = CommandResponse { index, ok: true, ..Default::default() };
+            let mut resp = CommandResponse {
+                index,
+                ok: true,
+                ..Default::default()
+            };
             match cmd {
                 Command::Noop => {}
                 Command::Register(req) => {
@@ -107,7 +111,14 @@ impl Store {
                 }
                 Command::Kv(op) => {
                     let mut delays = Vec::new();
-                    t.kv_txn(index, std::slice::from_ref(op), false, &mut resp, &mut changes, &mut delays)
+                    t.kv_txn(
+                        index,
+                        std::slice::from_ref(op),
+                        false,
+                        &mut resp,
+                        &mut changes,
+                        &mut delays,
+                    )
                 }
                 Command::Txn(ops) => {
                     let mut delays = Vec::new();
@@ -153,7 +164,10 @@ impl Store {
 
     /// Whether `key` is inside a lock delay (an acquire must then fail).
     pub fn in_lock_delay(&self, key: &str) -> bool {
-        self.lock_delays.lock().get(key).is_some_and(|until| *until > Instant::now())
+        self.lock_delays
+            .lock()
+            .get(key)
+            .is_some_and(|until| *until > Instant::now())
     }
 
     /// Serializes the tables (with a version byte) for a Raft snapshot.
@@ -184,13 +198,19 @@ impl Tables {
     fn rebuild_derived(&mut self) {
         self.by_name.clear();
         for (k, s) in &self.services {
-            self.by_name.entry(s.service.clone()).or_default().insert(k.clone());
+            self.by_name
+                .entry(s.service.clone())
+                .or_default()
+                .insert(k.clone());
         }
     }
 
     /// The index of the last change to a whole table (never 0 once anything was written).
     pub fn table_index(&self, table: Table) -> u64 {
-        self.table_index.get(&format!("{table:?}")).copied().unwrap_or(0)
+        self.table_index
+            .get(&format!("{table:?}"))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The index of the last change affecting queries about service `name`.
@@ -285,7 +305,11 @@ impl Tables {
 
     /// The index for a prefix read: the highest among live entries and tombstones under it.
     pub fn kv_prefix_index(&self, prefix: &str) -> u64 {
-        let live = self.kv_list(prefix).map(|e| e.modify_index).max().unwrap_or(0);
+        let live = self
+            .kv_list(prefix)
+            .map(|e| e.modify_index)
+            .max()
+            .unwrap_or(0);
         let dead = self
             .kv_tombstones
             .range(prefix.to_string()..)
@@ -316,7 +340,10 @@ impl Tables {
     fn touch_node(&mut self, node: &str, index: u64, changes: &mut Changes) {
         self.node_index.insert(node.to_string(), index);
         changes.nodes.insert(node.to_string());
-        let names: Vec<String> = self.node_services(node).map(|s| s.service.clone()).collect();
+        let names: Vec<String> = self
+            .node_services(node)
+            .map(|s| s.service.clone())
+            .collect();
         for n in names {
             self.touch_service(&n, index, changes);
         }

@@ -275,7 +275,9 @@ pub enum Command {
     /// Atomic: all operations apply or none (`/v1/txn`).
     Txn(Vec<KvOp>),
     SessionCreate(Session),
-    SessionDestroy { id: String },
+    SessionDestroy {
+        id: String,
+    },
 }
 
 /// What applying a [`Command`] answered.
@@ -343,7 +345,9 @@ mod tests {
         let bytes = encode_command(&cmd);
         assert_eq!(bytes[0], LOG_VERSION);
         assert_eq!(decode_command(&bytes).unwrap(), cmd);
-        assert!(decode_command(&[9, 1, 2]).unwrap_err().contains("version 9"));
+        assert!(decode_command(&[9, 1, 2])
+            .unwrap_err()
+            .contains("version 9"));
     }
 
     #[test]
@@ -352,6 +356,9 @@ mod tests {
             msg::unknown_service("x"),
             "Unknown service ID \"x\". Ensure that the service ID is passed, not the service name."
         );
-        assert_eq!(msg::no_ttl("c"), "CheckID \"c\" does not have associated TTL");
+        assert_eq!(
+            msg::no_ttl("c"),
+            "CheckID \"c\" does not have associated TTL"
+        );
     }
 }

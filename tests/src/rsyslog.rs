@@ -114,33 +114,43 @@ local0.* action(type="omfile" file="{d}/consul-raw.log" template="TribuneTestRaw
             .arg(self.dir.path().join("rsyslogd.pid"));
         self.process = Some(Spawned::spawn(&name, cmd, self.dir.path())?);
         let marker = format!("rsyslog-probe-{}-{}", std::process::id(), self.runs);
-        let result = wait_until(READY_TIMEOUT, "rsyslogd to file a probe sent over UDP and TCP", || {
-            let marker = marker.clone();
-            let (udp, tcp) = (self.udp, self.tcp);
-            let seed = self.seed_log();
-            async move {
-                let probe = |proto: &str| format!("<134>1 - - probe - - - {marker}-{proto}");
-                let u = std::net::UdpSocket::bind("127.0.0.1:0")?;
-                u.send_to(probe("udp").as_bytes(), ("127.0.0.1", udp))?;
-                let mut t = std::net::TcpStream::connect(("127.0.0.1", tcp))?;
-                let m = probe("tcp");
-                write!(t, "{} {m}", m.len())?;
-                drop(t);
-                let text = std::fs::read_to_string(&seed).unwrap_or_default();
-                if text.contains(&format!("{marker}-udp")) && text.contains(&format!("{marker}-tcp")) {
-                    Ok(())
-                } else {
-                    bail!("probe not filed yet")
+        let result = wait_until(
+            READY_TIMEOUT,
+            "rsyslogd to file a probe sent over UDP and TCP",
+            || {
+                let marker = marker.clone();
+                let (udp, tcp) = (self.udp, self.tcp);
+                let seed = self.seed_log();
+                async move {
+                    let probe = |proto: &str| format!("<134>1 - - probe - - - {marker}-{proto}");
+                    let u = std::net::UdpSocket::bind("127.0.0.1:0")?;
+                    u.send_to(probe("udp").as_bytes(), ("127.0.0.1", udp))?;
+                    let mut t = std::net::TcpStream::connect(("127.0.0.1", tcp))?;
+                    let m = probe("tcp");
+                    write!(t, "{} {m}", m.len())?;
+                    drop(t);
+                    let text = std::fs::read_to_string(&seed).unwrap_or_default();
+                    if text.contains(&format!("{marker}-udp"))
+                        && text.contains(&format!("{marker}-tcp"))
+                    {
+                        Ok(())
+                    } else {
+                        bail!("probe not filed yet")
+                    }
                 }
-            }
-        })
+            },
+        )
         .await;
         if let Err(e) = result {
             let tail = self.output_tail();
             bail!("{e:#}\n{tail}");
         }
         if !self.socket.exists() {
-            bail!("rsyslogd did not create {}\n{}", self.socket.display(), self.output_tail());
+            bail!(
+                "rsyslogd did not create {}\n{}",
+                self.socket.display(),
+                self.output_tail()
+            );
         }
         Ok(())
     }

@@ -83,11 +83,20 @@ fn verify_sh_rejects_a_broken_unit_and_a_broken_config() {
     std::fs::write(&cfg, text.replace("retry_join ", "retry_jion ")).unwrap();
     let (ok, out) = run_verify(&copy);
     assert!(!ok, "verify.sh passed broken files:\n{out}");
-    assert!(out.contains("FAIL systemd-analyze verify tribune-server.service"), "{out}");
+    assert!(
+        out.contains("FAIL systemd-analyze verify tribune-server.service"),
+        "{out}"
+    );
     assert!(out.contains("notfy"), "{out}");
-    assert!(out.contains("FAIL tribune validate config/client.hcl"), "{out}");
+    assert!(
+        out.contains("FAIL tribune validate config/client.hcl"),
+        "{out}"
+    );
     assert!(out.contains("retry_jion"), "{out}");
-    assert!(out.contains("ok   tribune validate config/server.hcl"), "{out}");
+    assert!(
+        out.contains("ok   tribune validate config/server.hcl"),
+        "{out}"
+    );
 }
 
 /// Reads one sd_notify datagram, waiting at most `timeout`.
@@ -146,10 +155,14 @@ async fn the_collector_snippet_writes_json_for_elk() {
     let work = Workdir::new("collector").unwrap();
     let port = must(free_port());
     let out = work.path().join("agents.json");
-    let snippet = std::fs::read_to_string(deploy_dir().join("rsyslog/tribune-collector.conf")).unwrap();
+    let snippet =
+        std::fs::read_to_string(deploy_dir().join("rsyslog/tribune-collector.conf")).unwrap();
     assert!(snippet.contains("port=\"6514\"") && snippet.contains("/var/log/tribune/agents.json"));
     let snippet = snippet
-        .replace("port=\"6514\"", &format!("port=\"{port}\" address=\"127.0.0.1\""))
+        .replace(
+            "port=\"6514\"",
+            &format!("port=\"{port}\" address=\"127.0.0.1\""),
+        )
         .replace("/var/log/tribune/agents.json", &out.display().to_string());
     std::fs::write(work.path().join("collector.conf"), snippet).unwrap();
     std::fs::create_dir_all(work.path().join("work")).unwrap();
@@ -171,7 +184,11 @@ async fn the_collector_snippet_writes_json_for_elk() {
     let deadline = Instant::now() + Duration::from_secs(15);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         must(collector.ensure_running());
-        assert!(Instant::now() < deadline, "rsyslogd does not listen on {port}\n{}", collector.output_tail());
+        assert!(
+            Instant::now() < deadline,
+            "rsyslogd does not listen on {port}\n{}",
+            collector.output_tail()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
@@ -202,7 +219,8 @@ async fn the_collector_snippet_writes_json_for_elk() {
         wait_until(Duration::from_secs(10), "the warning as JSON", || async {
             let text = std::fs::read_to_string(&out).unwrap_or_default();
             for line in text.lines() {
-                let v: Value = serde_json::from_str(line).with_context(|| format!("not JSON: {line}"))?;
+                let v: Value =
+                    serde_json::from_str(line).with_context(|| format!("not JSON: {line}"))?;
                 if v["@message"] == "Check is now warning." {
                     return Ok(v);
                 }
@@ -214,16 +232,34 @@ async fn the_collector_snippet_writes_json_for_elk() {
     assert_eq!(warning["@level"], "warn", "{warning}");
     assert_eq!(warning["@module"], "checks", "{warning}");
     assert_eq!(warning["fields"]["check_id"], "web-ttl", "{warning}");
-    assert_eq!(warning["fields"]["output"], "disk \"91%\" ] full", "{warning}");
-    assert!(warning["@timestamp"].as_str().is_some_and(|t| t.contains('T')), "{warning}");
-    assert!(warning["host"].as_str().is_some_and(|h| !h.is_empty()), "{warning}");
+    assert_eq!(
+        warning["fields"]["output"], "disk \"91%\" ] full",
+        "{warning}"
+    );
+    assert!(
+        warning["@timestamp"]
+            .as_str()
+            .is_some_and(|t| t.contains('T')),
+        "{warning}"
+    );
+    assert!(
+        warning["host"].as_str().is_some_and(|h| !h.is_empty()),
+        "{warning}"
+    );
     let synced = std::fs::read_to_string(&out).unwrap();
     let found = synced.lines().any(|l| {
         serde_json::from_str::<Value>(l)
-            .map(|v| v["@message"] == "Synced service." && v["fields"]["service"] == "web" && v["@level"] == "info")
+            .map(|v| {
+                v["@message"] == "Synced service."
+                    && v["fields"]["service"] == "web"
+                    && v["@level"] == "info"
+            })
             .unwrap_or(false)
     });
-    assert!(found, "no `Synced service.` line with fields.service = web:\n{synced}");
+    assert!(
+        found,
+        "no `Synced service.` line with fields.service = web:\n{synced}"
+    );
     drop(agent);
     drop(collector);
 }

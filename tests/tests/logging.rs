@@ -65,7 +65,10 @@ async fn line_with(what: &str, text: impl Fn() -> String, needle: &str) -> anyho
         async move {
             match t.lines().find(|l| l.contains(needle)) {
                 Some(l) => Ok(l.to_string()),
-                None => bail!("no line contains {needle:?} yet ({} lines)", t.lines().count()),
+                None => bail!(
+                    "no line contains {needle:?} yet ({} lines)",
+                    t.lines().count()
+                ),
             }
         }
     })
@@ -88,7 +91,14 @@ async fn seed_rule_receives_lines_through_the_local_socket() {
     must(register_web(&agent).await);
     must(ttl(&agent, "warning", "disk 91% full\nsecond line").await);
 
-    let warn = must(line_with("the warning in the seed's file", || rs.read_seed_log(), "Check is now warning").await);
+    let warn = must(
+        line_with(
+            "the warning in the seed's file",
+            || rs.read_seed_log(),
+            "Check is now warning",
+        )
+        .await,
+    );
     assert!(
         warn.contains(" tribune[")
             && warn.contains(&format!(
@@ -96,12 +106,25 @@ async fn seed_rule_receives_lines_through_the_local_socket() {
             )),
         "{warn}"
     );
-    let synced = must(line_with("the sync in the seed's file", || rs.read_seed_log(), "Synced service").await);
-    assert!(synced.contains("[INFO]  agent: Synced service: service=web"), "{synced}");
+    let synced = must(
+        line_with(
+            "the sync in the seed's file",
+            || rs.read_seed_log(),
+            "Synced service",
+        )
+        .await,
+    );
+    assert!(
+        synced.contains("[INFO]  agent: Synced service: service=web"),
+        "{synced}"
+    );
     // Facility local0 (16) and compat §14.5's severities: WARN → warning (4), INFO → notice (5).
     let full = rs.read_rfc5424_log();
     let pri = |needle: &str| -> String {
-        let l = full.lines().find(|l| l.contains(needle)).unwrap_or_else(|| panic!("{needle}: {full}"));
+        let l = full
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("{needle}: {full}"));
         l[..l.find('>').unwrap() + 1].to_string()
     };
     assert_eq!(pri("Check is now warning"), "<132>");
@@ -131,7 +154,10 @@ async fn udp_and_tcp_carry_rfc5424_with_structured_data() {
             )
             .await,
         );
-        assert!(line.starts_with("<132>1 ") && line.contains(" tribune "), "{line}");
+        assert!(
+            line.starts_with("<132>1 ") && line.contains(" tribune "),
+            "{line}"
+        );
         let sd = format!(
             " checks [tribune@32473 level=\"warn\" check_id=\"{CHECK}\" \
              output=\"{proto} says \\\"hi\\\" \\] \\\\ then\\nbreaks\"] Check is now warning."
@@ -143,7 +169,10 @@ async fn udp_and_tcp_carry_rfc5424_with_structured_data() {
             wait_until(DELIVERY, "the warning in the seed's file", || {
                 let t = rs.read_seed_log();
                 async move {
-                    let n = t.lines().filter(|l| l.contains(" tribune[") && l.contains("Check is now warning.")).count();
+                    let n = t
+                        .lines()
+                        .filter(|l| l.contains(" tribune[") && l.contains("Check is now warning."))
+                        .count();
                     ensure!(n > seen, "{n} warnings filed");
                     Ok(())
                 }
@@ -157,8 +186,19 @@ async fn udp_and_tcp_carry_rfc5424_with_structured_data() {
         let marker = format!("END-{proto}");
         let body = format!("{}{marker}", "x".repeat(long));
         must(ttl(&agent, "warning", &body).await);
-        let long_line = must(line_with(&format!("the long {proto} line"), || rs.read_raw_log(), &marker).await);
-        assert!(long_line.starts_with("<132>1 "), "the long line was split: {}", &long_line[..200.min(long_line.len())]);
+        let long_line = must(
+            line_with(
+                &format!("the long {proto} line"),
+                || rs.read_raw_log(),
+                &marker,
+            )
+            .await,
+        );
+        assert!(
+            long_line.starts_with("<132>1 "),
+            "the long line was split: {}",
+            &long_line[..200.min(long_line.len())]
+        );
         assert!(
             long_line.contains(&format!("output=\"{body}\"] Check is now warning.")),
             "the long {proto} line lost bytes ({} bytes)",
@@ -190,7 +230,10 @@ async fn secrets_are_hidden_in_every_sink() {
     // A monitor whose URL carries the token (its "opened" line logs the URL).
     let mut monitor = must(
         agent
-            .request(Method::GET, &format!("/v1/agent/monitor?loglevel=debug&token={TOKEN}"))
+            .request(
+                Method::GET,
+                &format!("/v1/agent/monitor?loglevel=debug&token={TOKEN}"),
+            )
             .send()
             .await
             .context("open the monitor"),
@@ -245,7 +288,12 @@ fn percentile(samples: &mut [Duration], p: f64) -> Duration {
 }
 
 /// `n` TTL updates alternating warning/passing, each warning logging `size` bytes.
-async fn timed_updates(agent: &Agent, n: usize, size: usize, tag: &str) -> anyhow::Result<Vec<Duration>> {
+async fn timed_updates(
+    agent: &Agent,
+    n: usize,
+    size: usize,
+    tag: &str,
+) -> anyhow::Result<Vec<Duration>> {
     let mut out = Vec::with_capacity(n);
     let filler = "y".repeat(size);
     for i in 0..n {
@@ -261,7 +309,11 @@ async fn timed_updates(agent: &Agent, n: usize, size: usize, tag: &str) -> anyho
 
 fn summary(samples: &[Duration]) -> (Duration, Duration, Duration) {
     let mut s = samples.to_vec();
-    (percentile(&mut s, 0.5), percentile(&mut s, 0.99), *s.last().unwrap())
+    (
+        percentile(&mut s, 0.5),
+        percentile(&mut s, 0.99),
+        *s.last().unwrap(),
+    )
 }
 
 /// Latency while the sink is away stays in line with the baseline: no request
@@ -269,14 +321,32 @@ fn summary(samples: &[Duration]) -> (Duration, Duration, Duration) {
 fn assert_not_stalled(phase: &str, base: &[Duration], now: &[Duration]) {
     let (b50, b99, _) = summary(base);
     let (n50, n99, nmax) = summary(now);
-    let slow: Vec<(usize, Duration)> = now.iter().copied().enumerate().filter(|(_, d)| *d > b99 * 3).collect();
+    let slow: Vec<(usize, Duration)> = now
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(_, d)| *d > b99 * 3)
+        .collect();
     eprintln!("{phase}: p50 {n50:?} p99 {n99:?} max {nmax:?} (baseline p50 {b50:?} p99 {b99:?}); slow: {slow:?}");
-    assert!(n50 <= b50 * 3 + Duration::from_millis(5), "{phase}: p50 {n50:?} vs baseline {b50:?}");
-    assert!(n99 <= b99 * 3 + Duration::from_millis(50), "{phase}: p99 {n99:?} vs baseline {b99:?}");
+    assert!(
+        n50 <= b50 * 3 + Duration::from_millis(5),
+        "{phase}: p50 {n50:?} vs baseline {b50:?}"
+    );
+    assert!(
+        n99 <= b99 * 3 + Duration::from_millis(50),
+        "{phase}: p99 {n99:?} vs baseline {b99:?}"
+    );
     // A blocked log write would cost every request 200 ms or more (the sink's write
     // timeout), which the percentiles catch; a lone slow request is the machine's.
-    let over = now.iter().filter(|d| **d >= Duration::from_millis(200)).count();
-    assert!(over * 100 <= now.len(), "{phase}: {over} of {} requests took 200 ms or more", now.len());
+    let over = now
+        .iter()
+        .filter(|d| **d >= Duration::from_millis(200))
+        .count();
+    assert!(
+        over * 100 <= now.len(),
+        "{phase}: {over} of {} requests took 200 ms or more",
+        now.len()
+    );
 }
 
 #[tokio::test]
@@ -290,7 +360,14 @@ async fn a_stalled_or_stopped_rsyslog_does_not_stall_the_agent() {
     must(register_web(&agent).await);
 
     let base = must(timed_updates(&agent, 200, SIZE, "base").await);
-    must(line_with("the baseline's last line", || rs.read_rfc5424_log(), "base-198 ").await);
+    must(
+        line_with(
+            "the baseline's last line",
+            || rs.read_rfc5424_log(),
+            "base-198 ",
+        )
+        .await,
+    );
 
     // Frozen: connected, but reading nothing; the socket buffers fill.
     must(rs.pause());
@@ -299,7 +376,14 @@ async fn a_stalled_or_stopped_rsyslog_does_not_stall_the_agent() {
     must(rs.resume());
     must(ttl(&agent, "passing", "").await);
     must(ttl(&agent, "warning", "after-thaw").await);
-    must(line_with("a line after the thaw", || rs.read_rfc5424_log(), "after-thaw").await);
+    must(
+        line_with(
+            "a line after the thaw",
+            || rs.read_rfc5424_log(),
+            "after-thaw",
+        )
+        .await,
+    );
 
     // Killed: the connection is gone; lines are held, then dropped beyond the bound.
     must(rs.kill());
@@ -308,17 +392,48 @@ async fn a_stalled_or_stopped_rsyslog_does_not_stall_the_agent() {
     must(ttl(&agent, "warning", "held-while-down").await);
     let gone = must(timed_updates(&agent, 600, SIZE, "gone").await);
     assert_not_stalled("rsyslogd killed", &base, &gone);
-    let warning = must(line_with("the drop warning on stderr", || stderr_of(&agent), "Log lines dropped").await);
-    assert!(warning.contains("sink=syslog") && warning.contains("total_dropped="), "{warning}");
+    let warning = must(
+        line_with(
+            "the drop warning on stderr",
+            || stderr_of(&agent),
+            "Log lines dropped",
+        )
+        .await,
+    );
+    assert!(
+        warning.contains("sink=syslog") && warning.contains("total_dropped="),
+        "{warning}"
+    );
 
     let restarted = Instant::now();
     must(rs.restart().await);
-    must(line_with("the line held while rsyslogd was down", || rs.read_rfc5424_log(), "held-while-down").await);
-    eprintln!("held line delivered {:?} after the restart began", restarted.elapsed());
+    must(
+        line_with(
+            "the line held while rsyslogd was down",
+            || rs.read_rfc5424_log(),
+            "held-while-down",
+        )
+        .await,
+    );
+    eprintln!(
+        "held line delivered {:?} after the restart began",
+        restarted.elapsed()
+    );
     must(ttl(&agent, "passing", "").await);
     must(ttl(&agent, "warning", "after-restart").await);
-    must(line_with("a line after the restart", || rs.read_rfc5424_log(), "after-restart").await);
-    assert!(stderr_of(&agent).contains("Reconnected to syslog"), "{}", stderr_of(&agent));
+    must(
+        line_with(
+            "a line after the restart",
+            || rs.read_rfc5424_log(),
+            "after-restart",
+        )
+        .await,
+    );
+    assert!(
+        stderr_of(&agent).contains("Reconnected to syslog"),
+        "{}",
+        stderr_of(&agent)
+    );
 }
 
 fn archives(dir: &Path, suffix: &str) -> Vec<String> {
@@ -375,7 +490,11 @@ async fn rotation_by_size_keeps_exactly_max_files() {
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names.len(), 4, "only the active file and 3 archives: {names:?}");
+    assert_eq!(
+        names.len(),
+        4,
+        "only the active file and 3 archives: {names:?}"
+    );
     // The newest archive's last line comes right before the active file's first.
     let newest = std::fs::read_to_string(dir.join(&a[2])).unwrap();
     assert!(newest.ends_with('\n'), "an archive ends with a whole line");
@@ -409,7 +528,10 @@ async fn rotation_by_time_compresses_and_keeps_exactly_max_files() {
         wait_until(DELIVERY, "exactly 2 compressed archives", || async {
             let gz = archives(dir, ".log.gz");
             let plain = archives(dir, ".log");
-            ensure!(gz.len() == 2 && plain.is_empty(), "compressed {gz:?}, plain {plain:?}");
+            ensure!(
+                gz.len() == 2 && plain.is_empty(),
+                "compressed {gz:?}, plain {plain:?}"
+            );
             Ok(())
         })
         .await,
@@ -420,22 +542,31 @@ async fn rotation_by_time_compresses_and_keeps_exactly_max_files() {
             .arg(dir.join(&name))
             .output()
             .expect("run gzip -dc");
-        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = String::from_utf8(out.stdout).unwrap();
         assert!(!text.is_empty(), "{name} is empty");
         for line in text.lines() {
-            let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{name}: {e}: {line}"));
+            let v: Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("{name}: {e}: {line}"));
             for key in ["@level", "@message", "@module", "@timestamp"] {
                 assert!(v.get(key).is_some(), "{name}: no {key}: {line}");
             }
             let module = v["@module"].as_str().unwrap();
             assert!(
-                ["agent", "raft", "gossip", "http", "checks", "plugins", "acl", "dns", "rpc"].contains(&module),
+                ["agent", "raft", "gossip", "http", "checks", "plugins", "acl", "dns", "rpc"]
+                    .contains(&module),
                 "{line}"
             );
         }
     }
-    assert!(dir.join("consul.log").exists(), "the active file keeps its exact name");
+    assert!(
+        dir.join("consul.log").exists(),
+        "the active file keeps its exact name"
+    );
 }
 
 #[tokio::test]
@@ -451,26 +582,69 @@ async fn monitor_streams_the_live_log_at_its_own_level() {
     };
     let mut text = spawn("monitor-text", &["-log-level=debug"]);
     let mut json_mon = spawn("monitor-json", &["-log-level=info", "-log-json"]);
-    let read = |name: &str| std::fs::read_to_string(work.path().join(format!("{name}.stdout"))).unwrap_or_default();
+    let read = |name: &str| {
+        std::fs::read_to_string(work.path().join(format!("{name}.stdout"))).unwrap_or_default()
+    };
     // Both are connected once their opening line (debug) or the history (info) shows.
-    must(line_with("the text monitor to connect", || read("monitor-text"), "Monitor stream opened").await);
-    must(line_with("the json monitor to replay history", || read("monitor-json"), "Agent started.").await);
+    must(
+        line_with(
+            "the text monitor to connect",
+            || read("monitor-text"),
+            "Monitor stream opened",
+        )
+        .await,
+    );
+    must(
+        line_with(
+            "the json monitor to replay history",
+            || read("monitor-json"),
+            "Agent started.",
+        )
+        .await,
+    );
     must(register_web(&agent).await);
 
-    must(line_with("the sync in the text monitor", || read("monitor-text"), "[INFO]  agent: Synced service: service=web").await);
-    let j = must(line_with("the sync in the json monitor", || read("monitor-json"), "Synced service.").await);
+    must(
+        line_with(
+            "the sync in the text monitor",
+            || read("monitor-text"),
+            "[INFO]  agent: Synced service: service=web",
+        )
+        .await,
+    );
+    let j = must(
+        line_with(
+            "the sync in the json monitor",
+            || read("monitor-json"),
+            "Synced service.",
+        )
+        .await,
+    );
     let v: Value = serde_json::from_str(&j).unwrap_or_else(|e| panic!("{e}: {j}"));
     assert_eq!(v["@module"], "agent");
     assert_eq!(v["service"], "web");
     assert!(
-        read("monitor-json").lines().all(|l| serde_json::from_str::<Value>(l).is_ok()),
+        read("monitor-json")
+            .lines()
+            .all(|l| serde_json::from_str::<Value>(l).is_ok()),
         "{}",
         read("monitor-json")
     );
-    assert!(!read("monitor-json").contains("\"debug\""), "the info monitor got debug lines");
+    assert!(
+        !read("monitor-json").contains("\"debug\""),
+        "the info monitor got debug lines"
+    );
     // The debug lines went to the debug monitor only, not to the agent's own log.
-    assert!(read("monitor-text").contains("[DEBUG] "), "{}", read("monitor-text"));
-    assert!(!stderr_of(&agent).contains("[DEBUG]"), "{}", stderr_of(&agent));
+    assert!(
+        read("monitor-text").contains("[DEBUG] "),
+        "{}",
+        read("monitor-text")
+    );
+    assert!(
+        !stderr_of(&agent).contains("[DEBUG]"),
+        "{}",
+        stderr_of(&agent)
+    );
 
     let bad = must(agent.http_get("/v1/agent/monitor?loglevel=loud").await);
     assert_eq!(bad.status, 400);
@@ -480,7 +654,11 @@ async fn monitor_streams_the_live_log_at_its_own_level() {
     must(agent.terminate(Duration::from_secs(15)).await);
     let status = must(text.wait_exit(Duration::from_secs(10)).await);
     assert_eq!(status.code(), Some(1), "{}", text.output_tail());
-    assert!(read("monitor-text").contains("Remote side ended the monitor!"), "{}", read("monitor-text"));
+    assert!(
+        read("monitor-text").contains("Remote side ended the monitor!"),
+        "{}",
+        read("monitor-text")
+    );
     must(json_mon.wait_exit(Duration::from_secs(10)).await);
 }
 
@@ -494,10 +672,17 @@ async fn default_address_is_dev_log_when_free() {
         let agent = must(Agent::start_with_config(json!({"enable_syslog": true})).await);
         must(register_web(&agent).await);
         tokio::time::sleep(Duration::from_millis(500)).await;
-        assert!(!stderr_of(&agent).contains("Cannot reach syslog"), "{}", stderr_of(&agent));
+        assert!(
+            !stderr_of(&agent).contains("Cannot reach syslog"),
+            "{}",
+            stderr_of(&agent)
+        );
         return;
     }
-    let probe = std::fs::OpenOptions::new().write(true).create_new(true).open("/dev/.tribune-probe");
+    let probe = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open("/dev/.tribune-probe");
     if probe.is_err() {
         panic!("/dev/log is absent and /dev is not writable: run the suite as root (as CI does) to test the default syslog address");
     }
@@ -512,8 +697,18 @@ async fn default_address_is_dev_log_when_free() {
     let rs = must(Rsyslog::start_at(Some(dev_log)).await);
     let agent = must(Agent::start_with_config(json!({"enable_syslog": true})).await);
     must(register_web(&agent).await);
-    let line = must(line_with("a line through /dev/log", || rs.read_seed_log(), "Synced service").await);
-    assert!(line.contains(" tribune[") && line.contains("service=web"), "{line}");
+    let line = must(
+        line_with(
+            "a line through /dev/log",
+            || rs.read_seed_log(),
+            "Synced service",
+        )
+        .await,
+    );
+    assert!(
+        line.contains(" tribune[") && line.contains("service=web"),
+        "{line}"
+    );
     drop(agent);
     drop(rs);
 }

@@ -480,7 +480,9 @@ impl Builder<'_> {
                 "syslog_address is set but enable_syslog is false: nothing will be sent to syslog",
             );
         }
-        let tag = self.string("syslog_tag").unwrap_or_else(|| "tribune".into());
+        let tag = self
+            .string("syslog_tag")
+            .unwrap_or_else(|| "tribune".into());
         if tag.is_empty() || tag.len() > 48 || !tag.bytes().all(|b| (33..=126).contains(&b)) {
             self.error(
                 "syslog_tag",

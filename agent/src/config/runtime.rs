@@ -855,10 +855,22 @@ mod tests {
         assert_eq!(ok("unix:///dev/log"), Unix("/dev/log".into()));
         assert_eq!(ok("/run/x.sock"), Unix("/run/x.sock".into()));
         assert_eq!(ok("udp://10.0.0.1"), Udp("10.0.0.1:514".into()));
-        assert_eq!(ok("TCP://logs.example:6514"), Tcp("logs.example:6514".into()));
+        assert_eq!(
+            ok("TCP://logs.example:6514"),
+            Tcp("logs.example:6514".into())
+        );
         assert_eq!(ok("tcp://[::1]:601"), Tcp("[::1]:601".into()));
         assert_eq!(ok("udp://[::1]"), Udp("[::1]:514".into()));
-        for bad in ["", "logs:514", "http://x", "tcp://", "tcp://h:0", "tcp://h:99999", "unix://rel", "udp://::1"] {
+        for bad in [
+            "",
+            "logs:514",
+            "http://x",
+            "tcp://",
+            "tcp://h:0",
+            "tcp://h:99999",
+            "unix://rel",
+            "udp://::1",
+        ] {
             assert!(SyslogAddress::parse(bad).is_err(), "{bad:?} parsed");
         }
         assert_eq!(ok("tcp://h:1").to_string(), "tcp://h:1");

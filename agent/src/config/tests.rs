@@ -968,19 +968,24 @@ fn logging_keys() {
         "a.json",
         r#"{"data_dir": "/tmp/x", "syslog_address": "logs:514"}"#,
     )]);
-    let (c, warnings) = run_dir(
-        &dir,
-        &["-hcl", "syslog_address = \"unix:///tmp/s.sock\""],
-    )
-    .unwrap();
-    assert_eq!(c.syslog_address, Some(SyslogAddress::Unix("/tmp/s.sock".into())));
+    let (c, warnings) =
+        run_dir(&dir, &["-hcl", "syslog_address = \"unix:///tmp/s.sock\""]).unwrap();
+    assert_eq!(
+        c.syslog_address,
+        Some(SyslogAddress::Unix("/tmp/s.sock".into()))
+    );
     assert!(
-        warnings.iter().any(|w| w.contains("enable_syslog is false")),
+        warnings
+            .iter()
+            .any(|w| w.contains("enable_syslog is false")),
         "{warnings:?}"
     );
 
     let dir = dir_with(&[
-        ("01-address.json", r#"{"data_dir": "/tmp/x", "syslog_address": "http://x"}"#),
+        (
+            "01-address.json",
+            r#"{"data_dir": "/tmp/x", "syslog_address": "http://x"}"#,
+        ),
         ("02-tag.json", r#"{"syslog_tag": "two words"}"#),
         ("03-format.json", r#"{"syslog_format": "gelf"}"#),
         ("04-rate.json", r#"{"syslog_udp_rate": -1}"#),

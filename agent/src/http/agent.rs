@@ -27,7 +27,8 @@ impl From<LocalError> for ApiError {
 
 pub async fn self_(State(s): State<Arc<HttpState>>, req: Request) -> Result<Response, ApiError> {
     let ctx = Ctx::new(&s, &req)?;
-    ctx.authz.require(Resource::Agent, &s.info.node_name, Access::Read)?;
+    ctx.authz
+        .require(Resource::Agent, &s.info.node_name, Access::Read)?;
     let i = &s.info;
     let ls = s.rpc.leader_status();
     let checks = s.local.checks();
@@ -112,7 +113,13 @@ fn agent_member(m: &crate::gossip::Member) -> api::AgentMember {
 fn serf_stats(pool: &crate::gossip::Gossip) -> serde_json::Value {
     use crate::gossip::MemberStatus;
     let members = pool.members();
-    let count = |st: MemberStatus| members.iter().filter(|m| m.status == st).count().to_string();
+    let count = |st: MemberStatus| {
+        members
+            .iter()
+            .filter(|m| m.status == st)
+            .count()
+            .to_string()
+    };
     json!({
         "members": members.len().to_string(),
         "failed": count(MemberStatus::Failed),
@@ -123,7 +130,9 @@ fn serf_stats(pool: &crate::gossip::Gossip) -> serde_json::Value {
 }
 
 fn wan_requested(ctx: &Ctx) -> bool {
-    ctx.params.get("wan").is_some_and(|v| !v.is_empty() && v != "0" && v != "false")
+    ctx.params
+        .get("wan")
+        .is_some_and(|v| !v.is_empty() && v != "0" && v != "false")
 }
 
 pub async fn members(State(s): State<Arc<HttpState>>, req: Request) -> Result<Response, ApiError> {
@@ -131,7 +140,11 @@ pub async fn members(State(s): State<Arc<HttpState>>, req: Request) -> Result<Re
     let pool = if wan_requested(&ctx) {
         match &s.cluster.wan {
             Some(w) => w,
-            None => return Err(ApiError::internal("WAN members are only available on servers")),
+            None => {
+                return Err(ApiError::internal(
+                    "WAN members are only available on servers",
+                ))
+            }
         }
     } else {
         &s.cluster.lan
@@ -155,8 +168,16 @@ pub async fn services(State(s): State<Arc<HttpState>>, req: Request) -> Result<R
         .local
         .services()
         .iter()
-        .filter(|svc| ctx.authz.allows(Resource::Service, &svc.service, Access::Read))
-        .map(|svc| (svc.id.clone(), convert::agent_service(svc, &s.info.datacenter)))
+        .filter(|svc| {
+            ctx.authz
+                .allows(Resource::Service, &svc.service, Access::Read)
+        })
+        .map(|svc| {
+            (
+                svc.id.clone(),
+                convert::agent_service(svc, &s.info.datacenter),
+            )
+        })
         .filter(|(_, a)| passes(&q.filter, a))
         .collect();
     Ok(super::json(&out, ctx.pretty()))
@@ -172,12 +193,17 @@ fn content_hash(v: &api::AgentService) -> String {
     format!("{h:016x}")
 }
 
-pub async fn service(State(s): State<Arc<HttpState>>, Path(id): Path<String>, req: Request) -> Result<Response, ApiError> {
+pub async fn service(
+    State(s): State<Arc<HttpState>>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let ctx = Ctx::new(&s, &req)?;
     let Some(svc) = s.local.service(&id) else {
         return Err(ApiError::not_found(format!("unknown service ID: {id}")));
     };
-    ctx.authz.require(Resource::Service, &svc.service, Access::Read)?;
+    ctx.authz
+        .require(Resource::Service, &svc.service, Access::Read)?;
     let mut a = convert::agent_service(&svc, &s.info.datacenter);
     a.content_hash = content_hash(&a);
     let hash = a.content_hash.clone();
@@ -201,15 +227,26 @@ pub async fn checks(State(s): State<Arc<HttpState>>, req: Request) -> Result<Res
     Ok(super::json(&out, ctx.pretty()))
 }
 
-pub async fn register_service(State(s): State<Arc<HttpState>>, req: Request) -> Result<Response, ApiError> {
+pub async fn register_service(
+    State(s): State<Arc<HttpState>>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let ctx = Ctx::new(&s, &req)?;
-    let replace = matches!(ctx.params.get("replace-existing-checks"), Some("") | Some("true"));
+    let replace = matches!(
+        ctx.params.get("replace-existing-checks"),
+        Some("") | Some("true")
+    );
     let def: api::ServiceDefinition = decode_body(req, 4 << 20).await?;
     if def.name.is_empty() {
         return Err(ApiError::bad_request(msg::MISSING_SERVICE_NAME));
     }
-    ctx.authz.require(Resource::Service, &def.name, Access::Write)?;
-    let token = if def.token.is_empty() { ctx.token.clone().unwrap_or_default() } else { def.token.clone() };
+    ctx.authz
+        .require(Resource::Service, &def.name, Access::Write)?;
+    let token = if def.token.is_empty() {
+        ctx.token.clone().unwrap_or_default()
+    } else {
+        def.token.clone()
+    };
     s.local.add_service(def, &token, Source::Api, replace)?;
     // Register synchronously so a read right after sees the service (Consul syncs later).
     if let Err(e) = s.local.sync_changes().await {
@@ -218,10 +255,15 @@ pub async fn register_service(State(s): State<Arc<HttpState>>, req: Request) -> 
     Ok(empty())
 }
 
-pub async fn deregister_service(State(s): State<Arc<HttpState>>, Path(id): Path<String>, req: Request) -> Result<Response, ApiError> {
+pub async fn deregister_service(
+    State(s): State<Arc<HttpState>>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let ctx = Ctx::new(&s, &req)?;
     if let Some(svc) = s.local.service(&id) {
-        ctx.authz.require(Resource::Service, &svc.service, Access::Write)?;
+        ctx.authz
+            .require(Resource::Service, &svc.service, Access::Write)?;
     }
     s.local.remove_service(&id)?;
     if let Err(e) = s.local.sync_changes().await {
@@ -230,22 +272,35 @@ pub async fn deregister_service(State(s): State<Arc<HttpState>>, Path(id): Path<
     Ok(empty())
 }
 
-pub async fn register_check(State(s): State<Arc<HttpState>>, req: Request) -> Result<Response, ApiError> {
+pub async fn register_check(
+    State(s): State<Arc<HttpState>>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let ctx = Ctx::new(&s, &req)?;
     let def: api::CheckDefinition = decode_body(req, 1 << 20).await?;
-    ctx.authz.require(Resource::Node, &s.info.node_name, Access::Write)?;
+    ctx.authz
+        .require(Resource::Node, &s.info.node_name, Access::Write)?;
     if !def.status.is_empty() && !health::is_valid(&def.status) {
         return Err(ApiError::bad_request(msg::BAD_CHECK_STATUS));
     }
-    let token = if def.token.is_empty() { ctx.token.clone().unwrap_or_default() } else { def.token.clone() };
+    let token = if def.token.is_empty() {
+        ctx.token.clone().unwrap_or_default()
+    } else {
+        def.token.clone()
+    };
     s.local.add_check(def, &token, Source::Api)?;
     let _ = s.local.sync_changes().await;
     Ok(empty())
 }
 
-pub async fn deregister_check(State(s): State<Arc<HttpState>>, Path(id): Path<String>, req: Request) -> Result<Response, ApiError> {
+pub async fn deregister_check(
+    State(s): State<Arc<HttpState>>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let ctx = Ctx::new(&s, &req)?;
-    ctx.authz.require(Resource::Node, &s.info.node_name, Access::Write)?;
+    ctx.authz
+        .require(Resource::Node, &s.info.node_name, Access::Write)?;
     s.local.remove_check(&id)?;
     let _ = s.local.sync_changes().await;
     Ok(empty())
@@ -253,30 +308,50 @@ pub async fn deregister_check(State(s): State<Arc<HttpState>>, Path(id): Path<St
 
 async fn ttl(s: &HttpState, req: Request, id: &str, status: Status) -> Result<Response, ApiError> {
     let ctx = Ctx::new(s, &req)?;
-    ctx.authz.require(Resource::Node, &s.info.node_name, Access::Write)?;
+    ctx.authz
+        .require(Resource::Node, &s.info.node_name, Access::Write)?;
     let note = ctx.params.get("note").unwrap_or("").to_string();
     s.local.update_ttl(id, status, &note)?;
     Ok(empty())
 }
 
-pub async fn check_pass(State(s): State<Arc<HttpState>>, Path(id): Path<String>, req: Request) -> Result<Response, ApiError> {
+pub async fn check_pass(
+    State(s): State<Arc<HttpState>>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
     ttl(&s, req, &id, Status::Passing).await
 }
 
-pub async fn check_warn(State(s): State<Arc<HttpState>>, Path(id): Path<String>, req: Request) -> Result<Response, ApiError> {
+pub async fn check_warn(
+    State(s): State<Arc<HttpState>>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
     ttl(&s, req, &id, Status::Warning).await
 }
 
-pub async fn check_fail(State(s): State<Arc<HttpState>>, Path(id): Path<String>, req: Request) -> Result<Response, ApiError> {
+pub async fn check_fail(
+    State(s): State<Arc<HttpState>>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
     ttl(&s, req, &id, Status::Critical).await
 }
 
-pub async fn check_update(State(s): State<Arc<HttpState>>, Path(id): Path<String>, req: Request) -> Result<Response, ApiError> {
+pub async fn check_update(
+    State(s): State<Arc<HttpState>>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let ctx = Ctx::new(&s, &req)?;
-    ctx.authz.require(Resource::Node, &s.info.node_name, Access::Write)?;
+    ctx.authz
+        .require(Resource::Node, &s.info.node_name, Access::Write)?;
     let body: api::CheckUpdate = decode_body(req, 1 << 20).await?;
-    let status: Status =
-        body.status.parse().map_err(|_| ApiError::bad_request(format!("Invalid check status: '{}'", body.status)))?;
+    let status: Status = body
+        .status
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("Invalid check status: '{}'", body.status)))?;
     s.local.update_ttl(&id, status, &body.output)?;
     Ok(empty())
 }
@@ -286,26 +361,39 @@ fn maintenance_params(ctx: &Ctx) -> Result<(bool, String), ApiError> {
         None => return Err(ApiError::bad_request("Missing value for enable")),
         Some(v) => match ctx.params.parse_bool("enable") {
             Some(Ok(b)) => b,
-            _ => return Err(ApiError::bad_request(format!("Invalid value for enable: {v:?}"))),
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "Invalid value for enable: {v:?}"
+                )))
+            }
         },
     };
     Ok((enable, ctx.params.get("reason").unwrap_or("").to_string()))
 }
 
-pub async fn node_maintenance(State(s): State<Arc<HttpState>>, req: Request) -> Result<Response, ApiError> {
+pub async fn node_maintenance(
+    State(s): State<Arc<HttpState>>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let ctx = Ctx::new(&s, &req)?;
-    ctx.authz.require(Resource::Node, &s.info.node_name, Access::Write)?;
+    ctx.authz
+        .require(Resource::Node, &s.info.node_name, Access::Write)?;
     let (enable, reason) = maintenance_params(&ctx)?;
     s.local.set_node_maintenance(enable, &reason);
     let _ = s.local.sync_changes().await;
     Ok(empty())
 }
 
-pub async fn service_maintenance(State(s): State<Arc<HttpState>>, Path(id): Path<String>, req: Request) -> Result<Response, ApiError> {
+pub async fn service_maintenance(
+    State(s): State<Arc<HttpState>>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let ctx = Ctx::new(&s, &req)?;
     let (enable, reason) = maintenance_params(&ctx)?;
     if let Some(svc) = s.local.service(&id) {
-        ctx.authz.require(Resource::Service, &svc.service, Access::Write)?;
+        ctx.authz
+            .require(Resource::Service, &svc.service, Access::Write)?;
     }
     s.local.set_service_maintenance(&id, enable, &reason)?;
     let _ = s.local.sync_changes().await;
@@ -314,9 +402,14 @@ pub async fn service_maintenance(State(s): State<Arc<HttpState>>, Path(id): Path
 
 pub async fn reload(State(s): State<Arc<HttpState>>, req: Request) -> Result<Response, ApiError> {
     let ctx = Ctx::new(&s, &req)?;
-    ctx.authz.require(Resource::Agent, &s.info.node_name, Access::Write)?;
+    ctx.authz
+        .require(Resource::Agent, &s.info.node_name, Access::Write)?;
     let (tx, rx) = tokio::sync::oneshot::channel();
-    s.control.reload.send(tx).await.map_err(|_| ApiError::internal("agent is shutting down"))?;
+    s.control
+        .reload
+        .send(tx)
+        .await
+        .map_err(|_| ApiError::internal("agent is shutting down"))?;
     match rx.await {
         Ok(Ok(())) => Ok(empty()),
         Ok(Err(e)) => Err(ApiError::internal(e)),
@@ -326,7 +419,8 @@ pub async fn reload(State(s): State<Arc<HttpState>>, req: Request) -> Result<Res
 
 pub async fn leave(State(s): State<Arc<HttpState>>, req: Request) -> Result<Response, ApiError> {
     let ctx = Ctx::new(&s, &req)?;
-    ctx.authz.require(Resource::Agent, &s.info.node_name, Access::Write)?;
+    ctx.authz
+        .require(Resource::Agent, &s.info.node_name, Access::Write)?;
     tracing::info!(target: "agent", "Graceful leave requested over the API.");
     let leave = s.control.leave.clone();
     // Answer first, then leave: the client waits for this response.
@@ -337,31 +431,57 @@ pub async fn leave(State(s): State<Arc<HttpState>>, req: Request) -> Result<Resp
     Ok(empty())
 }
 
-pub async fn join(State(s): State<Arc<HttpState>>, Path(addr): Path<String>, req: Request) -> Result<Response, ApiError> {
+pub async fn join(
+    State(s): State<Arc<HttpState>>,
+    Path(addr): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let ctx = Ctx::new(&s, &req)?;
-    ctx.authz.require(Resource::Agent, &s.info.node_name, Access::Write)?;
+    ctx.authz
+        .require(Resource::Agent, &s.info.node_name, Access::Write)?;
     let pool = if wan_requested(&ctx) {
-        s.cluster.wan.as_ref().ok_or_else(|| ApiError::internal("cannot join the WAN pool: this agent is not a server"))?
+        s.cluster.wan.as_ref().ok_or_else(|| {
+            ApiError::internal("cannot join the WAN pool: this agent is not a server")
+        })?
     } else {
         &s.cluster.lan
     };
     match pool.join(std::slice::from_ref(&addr)).await {
         Ok(n) if n > 0 => Ok(empty()),
-        Ok(_) => Err(ApiError::internal(format!("1 error occurred:\n\t* Failed to join {addr}: no members answered"))),
-        Err(e) => Err(ApiError::internal(format!("1 error occurred:\n\t* Failed to join {addr}: {e}"))),
+        Ok(_) => Err(ApiError::internal(format!(
+            "1 error occurred:\n\t* Failed to join {addr}: no members answered"
+        ))),
+        Err(e) => Err(ApiError::internal(format!(
+            "1 error occurred:\n\t* Failed to join {addr}: {e}"
+        ))),
     }
 }
 
-pub async fn force_leave(State(s): State<Arc<HttpState>>, Path(node): Path<String>, req: Request) -> Result<Response, ApiError> {
+pub async fn force_leave(
+    State(s): State<Arc<HttpState>>,
+    Path(node): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let ctx = Ctx::new(&s, &req)?;
     ctx.authz.require(Resource::Operator, "", Access::Write)?;
-    let pool = if wan_requested(&ctx) { s.cluster.wan.as_ref().unwrap_or(&s.cluster.lan) } else { &s.cluster.lan };
-    pool.force_leave(&node).await.map_err(|e| ApiError::internal(e.to_string()))?;
+    let pool = if wan_requested(&ctx) {
+        s.cluster.wan.as_ref().unwrap_or(&s.cluster.lan)
+    } else {
+        &s.cluster.lan
+    };
+    pool.force_leave(&node)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(empty())
 }
 
 fn health_info(s: &HttpState, svc: &structs::Service) -> (String, api::AgentServiceChecksInfo) {
-    let checks: Vec<structs::Check> = s.local.checks().into_iter().filter(|c| c.service_id == svc.id || c.service_id.is_empty()).collect();
+    let checks: Vec<structs::Check> = s
+        .local
+        .checks()
+        .into_iter()
+        .filter(|c| c.service_id == svc.id || c.service_id.is_empty())
+        .collect();
     let status = structs::aggregate_status(checks.iter()).to_string();
     let info = api::AgentServiceChecksInfo {
         aggregated_status: status.clone(),
@@ -393,19 +513,32 @@ fn worst<'a>(a: &'a str, b: &'a str) -> &'a str {
     }
 }
 
-pub async fn health_by_id(State(s): State<Arc<HttpState>>, Path(id): Path<String>, req: Request) -> Result<Response, ApiError> {
+pub async fn health_by_id(
+    State(s): State<Arc<HttpState>>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let ctx = Ctx::new(&s, &req)?;
     let Some(svc) = s.local.service(&id) else {
         return Err(ApiError::not_found(format!("ServiceId {id} not found")));
     };
-    ctx.authz.require(Resource::Service, &svc.service, Access::Read)?;
+    ctx.authz
+        .require(Resource::Service, &svc.service, Access::Read)?;
     let (status, info) = health_info(&s, &svc);
-    let mut r = if ctx.params.get("format") == Some("text") { axum::response::IntoResponse::into_response(status.clone()) } else { super::json(&info, ctx.pretty()) };
+    let mut r = if ctx.params.get("format") == Some("text") {
+        axum::response::IntoResponse::into_response(status.clone())
+    } else {
+        super::json(&info, ctx.pretty())
+    };
     *r.status_mut() = status_code(&status);
     Ok(r)
 }
 
-pub async fn health_by_name(State(s): State<Arc<HttpState>>, Path(name): Path<String>, req: Request) -> Result<Response, ApiError> {
+pub async fn health_by_name(
+    State(s): State<Arc<HttpState>>,
+    Path(name): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let ctx = Ctx::new(&s, &req)?;
     ctx.authz.require(Resource::Service, &name, Access::Read)?;
     let mut overall = health::PASSING.to_string();
@@ -424,7 +557,11 @@ pub async fn health_by_name(State(s): State<Arc<HttpState>>, Path(name): Path<St
         *r.status_mut() = StatusCode::NOT_FOUND;
         return Ok(r);
     }
-    let mut r = if ctx.params.get("format") == Some("text") { axum::response::IntoResponse::into_response(overall.clone()) } else { super::json(&infos, ctx.pretty()) };
+    let mut r = if ctx.params.get("format") == Some("text") {
+        axum::response::IntoResponse::into_response(overall.clone())
+    } else {
+        super::json(&infos, ctx.pretty())
+    };
     *r.status_mut() = status_code(&overall);
     Ok(r)
 }

@@ -27,7 +27,11 @@ pub struct Computed {
 
 impl Computed {
     pub fn json<T: serde::Serialize>(index: u64, value: &T) -> Computed {
-        Computed { index, status: StatusCode::OK, body: super::to_json(value) }
+        Computed {
+            index,
+            status: StatusCode::OK,
+            body: super::to_json(value),
+        }
     }
 }
 
@@ -44,7 +48,12 @@ const MAX_CACHED_QUERIES: usize = 16_384;
 impl Cache {
     /// The cached result for `key` if the store has not changed since, else `f`'s, cached.
     /// Concurrent callers of the same key wait for one evaluation instead of each running it.
-    pub fn get_or_compute(&self, key: &str, store: &Store, f: impl FnOnce(&Tables) -> Computed) -> Arc<Computed> {
+    pub fn get_or_compute(
+        &self,
+        key: &str,
+        store: &Store,
+        f: impl FnOnce(&Tables) -> Computed,
+    ) -> Arc<Computed> {
         let slot = {
             let mut m = self.slots.lock();
             if m.len() >= MAX_CACHED_QUERIES && !m.contains_key(key) {
@@ -88,7 +97,9 @@ pub async fn read(
             return Ok(render(s, &c, opts.pretty));
         }
         if c.index > opts.index {
-            let unchanged = waited_on.as_ref().is_some_and(|w| w.status == c.status && w.body == c.body);
+            let unchanged = waited_on
+                .as_ref()
+                .is_some_and(|w| w.status == c.status && w.body == c.body);
             if !unchanged {
                 return Ok(render(s, &c, opts.pretty));
             }
@@ -112,12 +123,19 @@ pub async fn read(
 
 /// The response with Consul's query-meta headers (index never 0).
 pub fn render(s: &HttpState, c: &Computed, pretty: bool) -> Response {
-    let body = if pretty && !c.body.is_empty() { super::prettify(&c.body) } else { c.body.clone() };
+    let body = if pretty && !c.body.is_empty() {
+        super::prettify(&c.body)
+    } else {
+        c.body.clone()
+    };
     let mut r = Response::new(Body::from(body));
     *r.status_mut() = c.status;
     add_meta(s, r.headers_mut(), c.index);
     if !c.body.is_empty() {
-        r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        r.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
     }
     r
 }
@@ -126,6 +144,12 @@ pub fn render(s: &HttpState, c: &Computed, pretty: bool) -> Response {
 pub fn add_meta(s: &HttpState, h: &mut http::HeaderMap, index: u64) {
     let ls = s.rpc.leader_status();
     h.insert("X-Consul-Index", HeaderValue::from(index.max(1)));
-    h.insert("X-Consul-KnownLeader", HeaderValue::from_static(if ls.known_leader { "true" } else { "false" }));
-    h.insert("X-Consul-LastContact", HeaderValue::from(ls.last_contact_ms));
+    h.insert(
+        "X-Consul-KnownLeader",
+        HeaderValue::from_static(if ls.known_leader { "true" } else { "false" }),
+    );
+    h.insert(
+        "X-Consul-LastContact",
+        HeaderValue::from(ls.last_contact_ms),
+    );
 }

@@ -24,12 +24,16 @@ pub(super) fn node_meta_filter(ctx: &Ctx) -> Vec<(String, String)> {
 }
 
 pub(super) fn node_matches_meta(node: Option<&structs::Node>, want: &[(String, String)]) -> bool {
-    want.iter().all(|(k, v)| node.and_then(|n| n.meta.get(k)).is_some_and(|have| have == v))
+    want.iter().all(|(k, v)| {
+        node.and_then(|n| n.meta.get(k))
+            .is_some_and(|have| have == v)
+    })
 }
 
 /// Every `tag=` (case-insensitive) must be on the service.
 pub(super) fn has_tags(s: &structs::Service, tags: &[String]) -> bool {
-    tags.iter().all(|t| s.tags.iter().any(|have| have.eq_ignore_ascii_case(t)))
+    tags.iter()
+        .all(|t| s.tags.iter().any(|have| have.eq_ignore_ascii_case(t)))
 }
 
 pub(super) fn passes<T: serde::Serialize>(filter: &Option<Filter>, v: &T) -> bool {
@@ -39,7 +43,10 @@ pub(super) fn passes<T: serde::Serialize>(filter: &Option<Filter>, v: &T) -> boo
     }
 }
 
-pub async fn datacenters(State(s): State<Arc<HttpState>>, req: Request) -> Result<Response, ApiError> {
+pub async fn datacenters(
+    State(s): State<Arc<HttpState>>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let ctx = Ctx::new(&s, &req)?;
     Ok(super::json(&[s.info.datacenter.as_str()], ctx.pretty()))
 }
@@ -67,20 +74,32 @@ pub async fn services(State(s): State<Arc<HttpState>>, req: Request) -> Result<R
     let q = ctx.query(&s)?;
     let meta = node_meta_filter(&ctx);
     let key = format!("catalog/services?{}", ctx.params.cache_key());
-    blocking::read(&s, &q, WatchKey::Table(Table::Services), key, |t: &Tables| {
-        let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for svc in t.all_services() {
-            let node = t.node(&svc.node);
-            if !node_matches_meta(node, &meta) || !ctx.authz.allows(Resource::Service, &svc.service, Access::Read) {
-                continue;
+    blocking::read(
+        &s,
+        &q,
+        WatchKey::Table(Table::Services),
+        key,
+        |t: &Tables| {
+            let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+            for svc in t.all_services() {
+                let node = t.node(&svc.node);
+                if !node_matches_meta(node, &meta)
+                    || !ctx
+                        .authz
+                        .allows(Resource::Service, &svc.service, Access::Read)
+                {
+                    continue;
+                }
+                if q.filter.is_some() && !passes(&q.filter, &convert::catalog_service(node, svc)) {
+                    continue;
+                }
+                out.entry(svc.service.clone())
+                    .or_default()
+                    .extend(svc.tags.iter().cloned());
             }
-            if q.filter.is_some() && !passes(&q.filter, &convert::catalog_service(node, svc)) {
-                continue;
-            }
-            out.entry(svc.service.clone()).or_default().extend(svc.tags.iter().cloned());
-        }
-        Computed::json(t.table_index(Table::Services), &out)
-    })
+            Computed::json(t.table_index(Table::Services), &out)
+        },
+    )
     .await
 }
 
@@ -95,20 +114,30 @@ pub async fn service(
     let tags: Vec<String> = ctx.params.all("tag").map(str::to_string).collect();
     let meta = node_meta_filter(&ctx);
     let key = format!("catalog/service/{name}?{}", ctx.params.cache_key());
-    blocking::read(&s, &q, WatchKey::Service(name.clone()), key, |t: &Tables| {
-        let out: Vec<api::CatalogService> = t
-            .service_instances(&name)
-            .into_iter()
-            .filter(|svc| has_tags(svc, &tags) && node_matches_meta(t.node(&svc.node), &meta))
-            .map(|svc| convert::catalog_service(t.node(&svc.node), svc))
-            .filter(|cs| passes(&q.filter, cs))
-            .collect();
-        Computed::json(t.service_index(&name), &out)
-    })
+    blocking::read(
+        &s,
+        &q,
+        WatchKey::Service(name.clone()),
+        key,
+        |t: &Tables| {
+            let out: Vec<api::CatalogService> = t
+                .service_instances(&name)
+                .into_iter()
+                .filter(|svc| has_tags(svc, &tags) && node_matches_meta(t.node(&svc.node), &meta))
+                .map(|svc| convert::catalog_service(t.node(&svc.node), svc))
+                .filter(|cs| passes(&q.filter, cs))
+                .collect();
+            Computed::json(t.service_index(&name), &out)
+        },
+    )
     .await
 }
 
-pub async fn node(State(s): State<Arc<HttpState>>, Path(name): Path<String>, req: Request) -> Result<Response, ApiError> {
+pub async fn node(
+    State(s): State<Arc<HttpState>>,
+    Path(name): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let ctx = Ctx::new(&s, &req)?;
     let q = ctx.query(&s)?;
     let key = format!("catalog/node/{name}?{}", ctx.params.cache_key());
@@ -122,7 +151,13 @@ pub async fn node(State(s): State<Arc<HttpState>>, Path(name): Path<String>, req
                     .map(|svc| (svc.id.clone(), convert::node_service(svc)))
                     .filter(|(_, ns)| passes(&q.filter, ns))
                     .collect();
-                Computed::json(idx, &api::CatalogNode { node: convert::node(n), services })
+                Computed::json(
+                    idx,
+                    &api::CatalogNode {
+                        node: convert::node(n),
+                        services,
+                    },
+                )
             }
         }
     })
@@ -130,13 +165,17 @@ pub async fn node(State(s): State<Arc<HttpState>>, Path(name): Path<String>, req
 }
 
 fn token_of(ctx: &Ctx, body: Option<&api::WriteRequest>) -> Option<String> {
-    ctx.token.clone().or_else(|| body.map(|w| w.token.clone()).filter(|t| !t.is_empty()))
+    ctx.token
+        .clone()
+        .or_else(|| body.map(|w| w.token.clone()).filter(|t| !t.is_empty()))
 }
 
 pub async fn register(State(s): State<Arc<HttpState>>, req: Request) -> Result<Response, ApiError> {
     let ctx = Ctx::new(&s, &req)?;
     let body: api::CatalogRegistration = decode_body(req, 4 << 20).await?;
-    let authz = s.acl.authorize(token_of(&ctx, body.write_request.as_ref()).as_deref())?;
+    let authz = s
+        .acl
+        .authorize(token_of(&ctx, body.write_request.as_ref()).as_deref())?;
     if body.node.is_empty() {
         return Err(ApiError::bad_request(msg::MUST_PROVIDE_NODE));
     }
@@ -147,27 +186,44 @@ pub async fn register(State(s): State<Arc<HttpState>>, req: Request) -> Result<R
         return Err(ApiError::internal(msg::NO_PATH_TO_DC));
     }
     if !body.id.is_empty() && uuid::Uuid::parse_str(&body.id).is_err() {
-        return Err(ApiError::bad_request(format!("Invalid node ID: {:?}", body.id)));
+        return Err(ApiError::bad_request(format!(
+            "Invalid node ID: {:?}",
+            body.id
+        )));
     }
     authz.require(Resource::Node, &body.node, Access::Write)?;
     let service = match &body.service {
         Some(svc) => {
             if svc.service.is_empty() {
-                return Err(ApiError::bad_request("Invalid service: Must provide service name"));
+                return Err(ApiError::bad_request(
+                    "Invalid service: Must provide service name",
+                ));
             }
             authz.require(Resource::Service, &svc.service, Access::Write)?;
             let w = svc.weights.clone().unwrap_or_default();
             Some(structs::Service {
                 node: body.node.clone(),
                 kind: svc.kind.clone(),
-                id: if svc.id.is_empty() { svc.service.clone() } else { svc.id.clone() },
+                id: if svc.id.is_empty() {
+                    svc.service.clone()
+                } else {
+                    svc.id.clone()
+                },
                 service: svc.service.clone(),
                 tags: svc.tags.clone(),
                 address: svc.address.clone(),
                 tagged_addresses: svc
                     .tagged_addresses
                     .iter()
-                    .map(|(k, v)| (k.clone(), structs::ServiceAddr { address: v.address.clone(), port: v.port }))
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            structs::ServiceAddr {
+                                address: v.address.clone(),
+                                port: v.port,
+                            },
+                        )
+                    })
                     .collect(),
                 meta: svc.meta.clone(),
                 port: svc.port,
@@ -185,13 +241,21 @@ pub async fn register(State(s): State<Arc<HttpState>>, req: Request) -> Result<R
         if c.check_id.is_empty() && c.name.is_empty() {
             return Err(ApiError::bad_request("Invalid check: missing check ID"));
         }
-        let status = if c.status.is_empty() { structs::health::CRITICAL.to_string() } else { c.status.clone() };
+        let status = if c.status.is_empty() {
+            structs::health::CRITICAL.to_string()
+        } else {
+            c.status.clone()
+        };
         if !structs::health::is_valid(&status) {
             return Err(ApiError::bad_request(msg::BAD_CHECK_STATUS));
         }
         checks.push(structs::Check {
             node: body.node.clone(),
-            check_id: if c.check_id.is_empty() { c.name.clone() } else { c.check_id.clone() },
+            check_id: if c.check_id.is_empty() {
+                c.name.clone()
+            } else {
+                c.check_id.clone()
+            },
             name: c.name.clone(),
             status,
             notes: c.notes.clone(),
@@ -229,10 +293,15 @@ pub async fn register(State(s): State<Arc<HttpState>>, req: Request) -> Result<R
     Ok(super::json(&true, ctx.pretty()))
 }
 
-pub async fn deregister(State(s): State<Arc<HttpState>>, req: Request) -> Result<Response, ApiError> {
+pub async fn deregister(
+    State(s): State<Arc<HttpState>>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let ctx = Ctx::new(&s, &req)?;
     let body: api::CatalogDeregistration = decode_body(req, 1 << 20).await?;
-    let authz = s.acl.authorize(token_of(&ctx, body.write_request.as_ref()).as_deref())?;
+    let authz = s
+        .acl
+        .authorize(token_of(&ctx, body.write_request.as_ref()).as_deref())?;
     if body.node.is_empty() {
         return Err(ApiError::bad_request(msg::MUST_PROVIDE_NODE));
     }

@@ -19,7 +19,17 @@ fn dur_str(ns: u64) -> String {
 }
 
 fn tagged(m: &BTreeMap<String, ServiceAddr>) -> BTreeMap<String, api::ServiceAddress> {
-    m.iter().map(|(k, v)| (k.clone(), api::ServiceAddress { address: v.address.clone(), port: v.port })).collect()
+    m.iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                api::ServiceAddress {
+                    address: v.address.clone(),
+                    port: v.port,
+                },
+            )
+        })
+        .collect()
 }
 
 /// A node's string map as Consul encodes it: a Go nil map, `null`, when empty (§6.3).
@@ -54,7 +64,10 @@ pub fn node_service(s: &Service) -> api::NodeService {
         tagged_addresses: tagged(&s.tagged_addresses),
         meta: s.meta.clone(),
         port: s.port,
-        weights: api::Weights { passing: s.weights_passing, warning: s.weights_warning },
+        weights: api::Weights {
+            passing: s.weights_passing,
+            warning: s.weights_warning,
+        },
         enable_tag_override: s.enable_tag_override,
         proxy: proxy_default(),
         connect: serde_json::json!({}),
@@ -73,7 +86,10 @@ pub fn agent_service(s: &Service, datacenter: &str) -> api::AgentService {
         port: s.port,
         address: s.address.clone(),
         tagged_addresses: tagged(&s.tagged_addresses),
-        weights: api::Weights { passing: s.weights_passing, warning: s.weights_warning },
+        weights: api::Weights {
+            passing: s.weights_passing,
+            warning: s.weights_warning,
+        },
         enable_tag_override: s.enable_tag_override,
         create_index: 0,
         modify_index: 0,
@@ -106,7 +122,10 @@ pub fn catalog_service(n: Option<&Node>, s: &Service) -> api::CatalogService {
         service_tags: s.tags.clone(),
         service_address: s.address.clone(),
         service_tagged_addresses: tagged(&s.tagged_addresses),
-        service_weights: api::Weights { passing: s.weights_passing, warning: s.weights_warning },
+        service_weights: api::Weights {
+            passing: s.weights_passing,
+            warning: s.weights_warning,
+        },
         service_meta: s.meta.clone(),
         service_port: s.port,
         service_enable_tag_override: s.enable_tag_override,
@@ -195,7 +214,11 @@ pub fn kv_pair(e: &crate::structs::DirEntry) -> api::KvPair {
         lock_index: e.lock_index,
         key: e.key.clone(),
         flags: e.flags,
-        value: if e.value.is_empty() { None } else { Some(base64::engine::general_purpose::STANDARD.encode(&e.value)) },
+        value: if e.value.is_empty() {
+            None
+        } else {
+            Some(base64::engine::general_purpose::STANDARD.encode(&e.value))
+        },
         session: e.session.clone(),
         create_index: e.create_index,
         modify_index: e.modify_index,
@@ -214,7 +237,15 @@ pub fn session(s: &crate::structs::Session) -> api::SessionEntry {
         service_checks: if s.service_checks.is_empty() {
             None
         } else {
-            Some(s.service_checks.iter().map(|id| api::ServiceCheckRef { id: id.clone(), namespace: String::new() }).collect())
+            Some(
+                s.service_checks
+                    .iter()
+                    .map(|id| api::ServiceCheckRef {
+                        id: id.clone(),
+                        namespace: String::new(),
+                    })
+                    .collect(),
+            )
         },
         create_index: s.create_index,
         modify_index: s.modify_index,

@@ -28,7 +28,9 @@ pub async fn delete_root(state: State<Arc<HttpState>>, req: Request) -> Result<R
 /// The relaxed key rule of Consul ≥ 1.21.6: no path traversal, no leading/trailing spaces.
 fn validate_key(key: &str) -> Result<(), ApiError> {
     if key.starts_with('/') {
-        return Err(ApiError::bad_request(format!("Invalid key name {key:?}: keys must not start with '/'")));
+        return Err(ApiError::bad_request(format!(
+            "Invalid key name {key:?}: keys must not start with '/'"
+        )));
     }
     if key.split('/').any(|seg| seg == "..") || key != key.trim() {
         return Err(ApiError::bad_request(format!(
@@ -38,45 +40,74 @@ fn validate_key(key: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub async fn get(State(s): State<Arc<HttpState>>, Path(key): Path<String>, req: Request) -> Result<Response, ApiError> {
+pub async fn get(
+    State(s): State<Arc<HttpState>>,
+    Path(key): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let ctx = Ctx::new(&s, &req)?;
     let mut q = ctx.query(&s)?;
     let cache = format!("kv/{key}?{}", ctx.params.cache_key());
     if ctx.params.has("keys") {
-        let sep = ctx.params.get("separator").or_else(|| ctx.params.get("seperator")).unwrap_or("").to_string();
-        return blocking::read(&s, &q, WatchKey::KvPrefix(key.clone()), cache, |t: &Tables| {
-            let mut keys = BTreeSet::new();
-            for e in t.kv_list(&key) {
-                if !ctx.authz.allows(Resource::Key, &e.key, Access::List) {
-                    continue;
+        let sep = ctx
+            .params
+            .get("separator")
+            .or_else(|| ctx.params.get("seperator"))
+            .unwrap_or("")
+            .to_string();
+        return blocking::read(
+            &s,
+            &q,
+            WatchKey::KvPrefix(key.clone()),
+            cache,
+            |t: &Tables| {
+                let mut keys = BTreeSet::new();
+                for e in t.kv_list(&key) {
+                    if !ctx.authz.allows(Resource::Key, &e.key, Access::List) {
+                        continue;
+                    }
+                    let rest = &e.key[key.len()..];
+                    match (sep.is_empty(), rest.find(sep.as_str())) {
+                        (false, Some(i)) => keys.insert(format!("{key}{}", &rest[..i + sep.len()])),
+                        _ => keys.insert(e.key.clone()),
+                    };
                 }
-                let rest = &e.key[key.len()..];
-                match (sep.is_empty(), rest.find(sep.as_str())) {
-                    (false, Some(i)) => keys.insert(format!("{key}{}", &rest[..i + sep.len()])),
-                    _ => keys.insert(e.key.clone()),
-                };
-            }
-            let index = t.kv_prefix_index(&key);
-            if keys.is_empty() && !key.is_empty() {
-                return Computed { index, status: StatusCode::NOT_FOUND, body: Default::default() };
-            }
-            Computed::json(index, &keys)
-        })
+                let index = t.kv_prefix_index(&key);
+                if keys.is_empty() && !key.is_empty() {
+                    return Computed {
+                        index,
+                        status: StatusCode::NOT_FOUND,
+                        body: Default::default(),
+                    };
+                }
+                Computed::json(index, &keys)
+            },
+        )
         .await;
     }
     if ctx.params.has("recurse") {
-        return blocking::read(&s, &q, WatchKey::KvPrefix(key.clone()), cache, |t: &Tables| {
-            let out: Vec<api::KvPair> = t
-                .kv_list(&key)
-                .filter(|e| ctx.authz.allows(Resource::Key, &e.key, Access::Read))
-                .map(convert::kv_pair)
-                .collect();
-            let index = t.kv_prefix_index(&key);
-            if out.is_empty() {
-                return Computed { index, status: StatusCode::NOT_FOUND, body: Default::default() };
-            }
-            Computed::json(index, &out)
-        })
+        return blocking::read(
+            &s,
+            &q,
+            WatchKey::KvPrefix(key.clone()),
+            cache,
+            |t: &Tables| {
+                let out: Vec<api::KvPair> = t
+                    .kv_list(&key)
+                    .filter(|e| ctx.authz.allows(Resource::Key, &e.key, Access::Read))
+                    .map(convert::kv_pair)
+                    .collect();
+                let index = t.kv_prefix_index(&key);
+                if out.is_empty() {
+                    return Computed {
+                        index,
+                        status: StatusCode::NOT_FOUND,
+                        body: Default::default(),
+                    };
+                }
+                Computed::json(index, &out)
+            },
+        )
         .await;
     }
     ctx.authz.require(Resource::Key, &key, Access::Read)?;
@@ -86,8 +117,16 @@ pub async fn get(State(s): State<Arc<HttpState>>, Path(key): Path<String>, req: 
     let resp = blocking::read(&s, &q, WatchKey::KvKey(key.clone()), cache, |t: &Tables| {
         let index = t.kv_key_index(&key);
         match t.kv_get(&key) {
-            None => Computed { index, status: StatusCode::NOT_FOUND, body: Default::default() },
-            Some(e) if raw => Computed { index, status: StatusCode::OK, body: e.value.clone().into() },
+            None => Computed {
+                index,
+                status: StatusCode::NOT_FOUND,
+                body: Default::default(),
+            },
+            Some(e) if raw => Computed {
+                index,
+                status: StatusCode::OK,
+                body: e.value.clone().into(),
+            },
             Some(e) => Computed::json(index, &[convert::kv_pair(e)]),
         }
     })
@@ -95,9 +134,18 @@ pub async fn get(State(s): State<Arc<HttpState>>, Path(key): Path<String>, req: 
     if raw && resp.status() == StatusCode::OK {
         let (mut parts, body) = resp.into_parts();
         let h = &mut parts.headers;
-        h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-        h.insert("X-Content-Type-Options", HeaderValue::from_static("nosniff"));
-        h.insert("Content-Security-Policy", HeaderValue::from_static("sandbox"));
+        h.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        h.insert(
+            "X-Content-Type-Options",
+            HeaderValue::from_static("nosniff"),
+        );
+        h.insert(
+            "Content-Security-Policy",
+            HeaderValue::from_static("sandbox"),
+        );
         return Ok(Response::from_parts(parts, body));
     }
     Ok(resp)
@@ -106,7 +154,10 @@ pub async fn get(State(s): State<Arc<HttpState>>, Path(key): Path<String>, req: 
 fn parse_u64(ctx: &Ctx, name: &str) -> Result<Option<u64>, ApiError> {
     match ctx.params.get(name) {
         None => Ok(None),
-        Some(v) => v.parse().map(Some).map_err(|_| ApiError::bad_request(format!("Invalid {name} value: {v:?}"))),
+        Some(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError::bad_request(format!("Invalid {name} value: {v:?}"))),
     }
 }
 
@@ -114,7 +165,11 @@ fn bool_response(ok: bool, pretty: bool) -> Response {
     super::json(&ok, pretty)
 }
 
-pub async fn put(State(s): State<Arc<HttpState>>, Path(key): Path<String>, req: Request) -> Result<Response, ApiError> {
+pub async fn put(
+    State(s): State<Arc<HttpState>>,
+    Path(key): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let ctx = Ctx::new(&s, &req)?;
     if key.is_empty() {
         return Err(ApiError::bad_request(msg::MISSING_KEY_NAME));
@@ -134,14 +189,20 @@ pub async fn put(State(s): State<Arc<HttpState>>, Path(key): Path<String>, req: 
     .flatten()
     .collect();
     if given.len() > 1 {
-        return Err(ApiError::bad_request(format!("Conflicting flags: {}", given.join("&"))));
+        return Err(ApiError::bad_request(format!(
+            "Conflicting flags: {}",
+            given.join("&")
+        )));
     }
     let limit = s.limits.kv_max_value_size;
     let value = body_bytes(req, limit + 1).await?;
     if value.len() > limit {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("Request body({} bytes) too large, max size: {limit} bytes.", value.len()),
+            format!(
+                "Request body({} bytes) too large, max size: {limit} bytes.",
+                value.len()
+            ),
         ));
     }
     let (verb, session) = match (&acquire, &release) {
@@ -159,12 +220,23 @@ pub async fn put(State(s): State<Arc<HttpState>>, Path(key): Path<String>, req: 
             return Ok(bool_response(false, ctx.pretty()));
         }
     }
-    let op = KvOp { verb, key, value: value.to_vec(), flags, index: cas.unwrap_or(0), session };
+    let op = KvOp {
+        verb,
+        key,
+        value: value.to_vec(),
+        flags,
+        index: cas.unwrap_or(0),
+        session,
+    };
     let r = s.rpc.apply(Command::Kv(op)).await?;
     Ok(bool_response(r.ok, ctx.pretty()))
 }
 
-pub async fn delete(State(s): State<Arc<HttpState>>, Path(key): Path<String>, req: Request) -> Result<Response, ApiError> {
+pub async fn delete(
+    State(s): State<Arc<HttpState>>,
+    Path(key): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let ctx = Ctx::new(&s, &req)?;
     let recurse = ctx.params.has("recurse");
     let cas = parse_u64(&ctx, "cas")?;
@@ -182,7 +254,14 @@ pub async fn delete(State(s): State<Arc<HttpState>>, Path(key): Path<String>, re
     } else {
         KvVerb::Delete
     };
-    let op = KvOp { verb, key, value: Vec::new(), flags: 0, index: cas.unwrap_or(0), session: String::new() };
+    let op = KvOp {
+        verb,
+        key,
+        value: Vec::new(),
+        flags: 0,
+        index: cas.unwrap_or(0),
+        session: String::new(),
+    };
     let r = s.rpc.apply(Command::Kv(op)).await?;
     Ok(bool_response(r.ok, ctx.pretty()))
 }
@@ -197,41 +276,77 @@ pub async fn txn(State(s): State<Arc<HttpState>>, req: Request) -> Result<Respon
     if ops.len() > MAX_OPS {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("Transaction contains too many operations ({} > {MAX_OPS})", ops.len()),
+            format!(
+                "Transaction contains too many operations ({} > {MAX_OPS})",
+                ops.len()
+            ),
         ));
     }
     let mut kv_ops = Vec::with_capacity(ops.len());
     let mut errors = Vec::new();
     for (i, op) in ops.iter().enumerate() {
         let Some(kv) = &op.kv else {
-            errors.push(api::TxnError { op_index: i, what: "only KV operations are supported".into() });
+            errors.push(api::TxnError {
+                op_index: i,
+                what: "only KV operations are supported".into(),
+            });
             continue;
         };
         let Some(verb) = KvVerb::parse(&kv.verb) else {
-            errors.push(api::TxnError { op_index: i, what: format!("unknown KV verb {:?}", kv.verb) });
+            errors.push(api::TxnError {
+                op_index: i,
+                what: format!("unknown KV verb {:?}", kv.verb),
+            });
             continue;
         };
-        let access = if verb.is_read() { Access::Read } else { Access::Write };
+        let access = if verb.is_read() {
+            Access::Read
+        } else {
+            Access::Write
+        };
         if !ctx.authz.allows(Resource::Key, &kv.key, access) {
-            errors.push(api::TxnError { op_index: i, what: "Permission denied".into() });
+            errors.push(api::TxnError {
+                op_index: i,
+                what: "Permission denied".into(),
+            });
             continue;
         }
         // The lock delay binds transactions too (Consul's `kvsPreApply` runs for both).
         if verb == KvVerb::Lock && s.rpc.store().in_lock_delay(&kv.key) {
-            errors.push(api::TxnError { op_index: i, what: format!("failed to lock key {:?} due to lock delay", kv.key) });
+            errors.push(api::TxnError {
+                op_index: i,
+                what: format!("failed to lock key {:?} due to lock delay", kv.key),
+            });
             continue;
         }
         let value = match &kv.value {
             Some(v) => match base64::engine::general_purpose::STANDARD.decode(v) {
                 Ok(b) => b,
-                Err(e) => return Err(ApiError::bad_request(format!("Failed to decode value at operation {i}: {e}"))),
+                Err(e) => {
+                    return Err(ApiError::bad_request(format!(
+                        "Failed to decode value at operation {i}: {e}"
+                    )))
+                }
             },
             None => Vec::new(),
         };
-        kv_ops.push(KvOp { verb, key: kv.key.clone(), value, flags: kv.flags, index: kv.index, session: kv.session.clone() });
+        kv_ops.push(KvOp {
+            verb,
+            key: kv.key.clone(),
+            value,
+            flags: kv.flags,
+            index: kv.index,
+            session: kv.session.clone(),
+        });
     }
     let conflict = |errors: Vec<api::TxnError>| {
-        let mut r = super::json(&api::TxnResponse { results: None, errors: Some(errors) }, ctx.pretty());
+        let mut r = super::json(
+            &api::TxnResponse {
+                results: None,
+                errors: Some(errors),
+            },
+            ctx.pretty(),
+        );
         *r.status_mut() = StatusCode::CONFLICT;
         r
     };
@@ -240,11 +355,27 @@ pub async fn txn(State(s): State<Arc<HttpState>>, req: Request) -> Result<Respon
     }
     let r = s.rpc.apply(Command::Txn(kv_ops)).await?;
     if !r.errors.is_empty() {
-        return Ok(conflict(r.errors.into_iter().map(|(op_index, what)| api::TxnError { op_index, what }).collect()));
+        return Ok(conflict(
+            r.errors
+                .into_iter()
+                .map(|(op_index, what)| api::TxnError { op_index, what })
+                .collect(),
+        ));
     }
-    let results = r.entries.iter().map(|e| api::TxnResult { kv: convert::kv_pair(e) }).collect();
-    let mut resp = super::json(&api::TxnResponse { results: Some(results), errors: None }, ctx.pretty());
+    let results = r
+        .entries
+        .iter()
+        .map(|e| api::TxnResult {
+            kv: convert::kv_pair(e),
+        })
+        .collect();
+    let mut resp = super::json(
+        &api::TxnResponse {
+            results: Some(results),
+            errors: None,
+        },
+        ctx.pretty(),
+    );
     blocking::add_meta(&s, resp.headers_mut(), r.index);
     Ok(resp)
 }
-

@@ -18,7 +18,10 @@ pub async fn peers(State(s): State<Arc<HttpState>>, req: Request) -> Result<Resp
     Ok(super::json(&s.rpc.peers(), ctx.pretty()))
 }
 
-pub async fn raft_configuration(State(s): State<Arc<HttpState>>, req: Request) -> Result<Response, ApiError> {
+pub async fn raft_configuration(
+    State(s): State<Arc<HttpState>>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let ctx = Ctx::new(&s, &req)?;
     ctx.authz.require(Resource::Operator, "", Access::Read)?;
     let Some(raft) = s.rpc.raft() else {
@@ -29,8 +32,16 @@ pub async fn raft_configuration(State(s): State<Arc<HttpState>>, req: Request) -
     let servers = membership
         .nodes()
         .map(|(id, node)| api::RaftServer {
-            id: if *id == s.rpc.node_id() { s.info.node_id.clone() } else { id.to_string() },
-            node: if *id == s.rpc.node_id() { s.info.node_name.clone() } else { String::new() },
+            id: if *id == s.rpc.node_id() {
+                s.info.node_id.clone()
+            } else {
+                id.to_string()
+            },
+            node: if *id == s.rpc.node_id() {
+                s.info.node_name.clone()
+            } else {
+                String::new()
+            },
             address: node.addr.clone(),
             leader: m.current_leader == Some(*id),
             protocol_version: "3".into(),
@@ -39,28 +50,42 @@ pub async fn raft_configuration(State(s): State<Arc<HttpState>>, req: Request) -
         })
         .collect();
     let index = m.membership_config.log_id().map_or(1, |l| l.index);
-    Ok(super::json(&api::RaftConfiguration { servers, index }, ctx.pretty()))
+    Ok(super::json(
+        &api::RaftConfiguration { servers, index },
+        ctx.pretty(),
+    ))
 }
 
-pub async fn fire(State(s): State<Arc<HttpState>>, Path(name): Path<String>, req: Request) -> Result<Response, ApiError> {
+pub async fn fire(
+    State(s): State<Arc<HttpState>>,
+    Path(name): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
     use base64::Engine;
     let ctx = Ctx::new(&s, &req)?;
     ctx.authz.require(Resource::Event, &name, Access::Write)?;
     let get = |k: &str| ctx.params.get(k).unwrap_or("").to_string();
     let (node_filter, service_filter, tag_filter) = (get("node"), get("service"), get("tag"));
-    for (what, re) in [("node", &node_filter), ("service", &service_filter), ("tag", &tag_filter)] {
+    for (what, re) in [
+        ("node", &node_filter),
+        ("service", &service_filter),
+        ("tag", &tag_filter),
+    ] {
         if let Err(e) = regex::Regex::new(re) {
             return Err(ApiError::bad_request(format!("Invalid {what} filter: {e}")));
         }
     }
     if !tag_filter.is_empty() && service_filter.is_empty() {
-        return Err(ApiError::bad_request("Cannot provide tag filter without service filter."));
+        return Err(ApiError::bad_request(
+            "Cannot provide tag filter without service filter.",
+        ));
     }
     let payload = body_bytes(req, 100 * 1024).await?;
     let ev = api::UserEvent {
         id: uuid::Uuid::new_v4().to_string(),
         name,
-        payload: (!payload.is_empty()).then(|| base64::engine::general_purpose::STANDARD.encode(&payload)),
+        payload: (!payload.is_empty())
+            .then(|| base64::engine::general_purpose::STANDARD.encode(&payload)),
         node_filter,
         service_filter,
         tag_filter,
@@ -76,7 +101,11 @@ pub async fn fire(State(s): State<Arc<HttpState>>, Path(name): Path<String>, req
         tag_filter: ev.tag_filter.clone(),
         ltime: 0,
     };
-    s.cluster.lan.fire_user_event(gossip_ev).await.map_err(|e| ApiError::internal(e.to_string()))?;
+    s.cluster
+        .lan
+        .fire_user_event(gossip_ev)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
     // The fire response reports LTime 0 like Consul (assigned when gossiped).
     let shown = ev;
     Ok(super::json(&shown, ctx.pretty()))

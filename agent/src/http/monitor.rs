@@ -20,13 +20,21 @@ const CHUNK: usize = 64 * 1024;
 
 pub async fn monitor(State(s): State<Arc<HttpState>>, req: Request) -> Result<Response, ApiError> {
     let ctx = Ctx::new(&s, &req)?;
-    ctx.authz.require(Resource::Agent, &s.info.node_name, Access::Read)?;
-    let level = ctx.params.get("loglevel").filter(|l| !l.is_empty()).unwrap_or("INFO");
+    ctx.authz
+        .require(Resource::Agent, &s.info.node_name, Access::Read)?;
+    let level = ctx
+        .params
+        .get("loglevel")
+        .filter(|l| !l.is_empty())
+        .unwrap_or("INFO");
     let json = ctx.params.has("logjson");
     let sub = match crate::logging::subscribe(level, json) {
         Ok(Some(sub)) => sub,
         Ok(None) => {
-            return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Logging is not running on this agent"));
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Logging is not running on this agent",
+            ));
         }
         Err(_) => return Err(ApiError::bad_request(format!("Unknown log level: {level}"))),
     };
@@ -45,10 +53,20 @@ pub async fn monitor(State(s): State<Arc<HttpState>>, req: Request) -> Result<Re
                 None => break,
             }
         }
-        Some((Ok::<_, std::convert::Infallible>(Bytes::from(chunk)), (sub, stop)))
+        Some((
+            Ok::<_, std::convert::Infallible>(Bytes::from(chunk)),
+            (sub, stop),
+        ))
     });
     let mut r = Response::new(Body::from_stream(stream));
-    let content_type = if json { "application/x-ndjson" } else { "text/plain; charset=utf-8" };
-    r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    let content_type = if json {
+        "application/x-ndjson"
+    } else {
+        "text/plain; charset=utf-8"
+    };
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type),
+    );
     Ok(r)
 }

@@ -15,7 +15,9 @@ pub struct Params {
 impl Params {
     pub fn parse(raw: Option<&str>) -> Params {
         let pairs = match raw {
-            Some(q) => form_urlencoded::parse(q.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect(),
+            Some(q) => form_urlencoded::parse(q.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
             None => Vec::new(),
         };
         Params { pairs }
@@ -27,11 +29,17 @@ impl Params {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.pairs.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.pairs
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Go's `strconv.ParseBool`, with an empty value meaning true.
@@ -48,7 +56,12 @@ impl Params {
         let mut parts: Vec<String> = self
             .pairs
             .iter()
-            .filter(|(k, _)| !matches!(k.as_str(), "index" | "wait" | "token" | "stale" | "consistent" | "cached"))
+            .filter(|(k, _)| {
+                !matches!(
+                    k.as_str(),
+                    "index" | "wait" | "token" | "stale" | "consistent" | "cached"
+                )
+            })
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         parts.sort();
@@ -85,17 +98,26 @@ impl QueryOptions {
         }
         let index = match p.get("index") {
             None | Some("") => 0,
-            Some(v) => v.parse::<u64>().map_err(|_| ApiError::bad_request(msg::INVALID_INDEX))?,
+            Some(v) => v
+                .parse::<u64>()
+                .map_err(|_| ApiError::bad_request(msg::INVALID_INDEX))?,
         };
         let wait = match p.get("wait") {
             None | Some("") => limits.default,
-            Some(v) => tribune_api::parse_go_duration(v).map_err(|_| ApiError::bad_request(msg::INVALID_WAIT))?,
+            Some(v) => tribune_api::parse_go_duration(v)
+                .map_err(|_| ApiError::bad_request(msg::INVALID_WAIT))?,
         };
-        let wait = if wait.is_zero() { limits.default } else { wait.min(limits.max) };
+        let wait = if wait.is_zero() {
+            limits.default
+        } else {
+            wait.min(limits.max)
+        };
         let filter = match p.get("filter") {
             None | Some("") => None,
             Some(expr) => Some(Filter::parse(expr).map_err(|e| {
-                ApiError::bad_request(format!("Failed to create boolean expression evaluator: {e}"))
+                ApiError::bad_request(format!(
+                    "Failed to create boolean expression evaluator: {e}"
+                ))
             })?),
         };
         let consistency = if consistent {
@@ -105,7 +127,13 @@ impl QueryOptions {
         } else {
             Consistency::Default
         };
-        Ok(QueryOptions { index, wait, consistency, filter, pretty: p.has("pretty") })
+        Ok(QueryOptions {
+            index,
+            wait,
+            consistency,
+            filter,
+            pretty: p.has("pretty"),
+        })
     }
 
     /// The wait plus Consul's jitter of up to wait/16, so clients' `wait + margin` budgets hold.
@@ -122,7 +150,10 @@ impl QueryOptions {
 mod tests {
     use super::*;
 
-    const LIMITS: WaitLimits = WaitLimits { default: Duration::from_secs(300), max: Duration::from_secs(600) };
+    const LIMITS: WaitLimits = WaitLimits {
+        default: Duration::from_secs(300),
+        max: Duration::from_secs(600),
+    };
 
     #[test]
     fn parses_blocking_options() {
@@ -139,11 +170,17 @@ mod tests {
 
     #[test]
     fn rejects_bad_options_with_consul_text() {
-        let e = |q: &str| QueryOptions::parse(&Params::parse(Some(q)), LIMITS).unwrap_err().message;
+        let e = |q: &str| {
+            QueryOptions::parse(&Params::parse(Some(q)), LIMITS)
+                .unwrap_err()
+                .message
+        };
         assert_eq!(e("index=x"), "Invalid index");
         assert_eq!(e("wait=forever"), "Invalid wait time");
         assert_eq!(e("stale&consistent"), msg::STALE_AND_CONSISTENT);
-        assert!(e("filter=Port%20%3D%3D").starts_with("Failed to create boolean expression evaluator"));
+        assert!(
+            e("filter=Port%20%3D%3D").starts_with("Failed to create boolean expression evaluator")
+        );
     }
 
     #[test]

@@ -21,10 +21,19 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/v1/agent/service/{id}", get(agent::service))
         .route("/v1/agent/checks", get(agent::checks))
         .route("/v1/agent/service/register", put(agent::register_service))
-        .route("/v1/agent/service/deregister/{id}", put(agent::deregister_service))
-        .route("/v1/agent/service/maintenance/{id}", put(agent::service_maintenance))
+        .route(
+            "/v1/agent/service/deregister/{id}",
+            put(agent::deregister_service),
+        )
+        .route(
+            "/v1/agent/service/maintenance/{id}",
+            put(agent::service_maintenance),
+        )
         .route("/v1/agent/check/register", put(agent::register_check))
-        .route("/v1/agent/check/deregister/{id}", put(agent::deregister_check))
+        .route(
+            "/v1/agent/check/deregister/{id}",
+            put(agent::deregister_check),
+        )
         .route("/v1/agent/check/pass/{id}", put(agent::check_pass))
         .route("/v1/agent/check/warn/{id}", put(agent::check_warn))
         .route("/v1/agent/check/fail/{id}", put(agent::check_fail))
@@ -35,7 +44,10 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/v1/agent/join/{address}", put(agent::join))
         .route("/v1/agent/force-leave/{node}", put(agent::force_leave))
         .route("/v1/agent/health/service/id/{id}", get(agent::health_by_id))
-        .route("/v1/agent/health/service/name/{name}", get(agent::health_by_name))
+        .route(
+            "/v1/agent/health/service/name/{name}",
+            get(agent::health_by_name),
+        )
         .route("/v1/agent/version", get(agent::version))
         .route("/v1/agent/monitor", get(super::monitor::monitor))
         // catalog
@@ -57,8 +69,14 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/v1/health/service/", get(health::service_missing))
         .route("/v1/catalog/service/", get(health::service_missing))
         // kv
-        .route("/v1/kv/", get(kv::get_root).put(kv::put_root).delete(kv::delete_root))
-        .route("/v1/kv/{*key}", get(kv::get).put(kv::put).delete(kv::delete))
+        .route(
+            "/v1/kv/",
+            get(kv::get_root).put(kv::put_root).delete(kv::delete_root),
+        )
+        .route(
+            "/v1/kv/{*key}",
+            get(kv::get).put(kv::put).delete(kv::delete),
+        )
         .route("/v1/txn", put(kv::txn))
         // sessions
         .route("/v1/session/create", put(session::create))
@@ -72,17 +90,26 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/v1/event/list", get(misc::list))
         .route("/v1/status/leader", get(misc::leader))
         .route("/v1/status/peers", get(misc::peers))
-        .route("/v1/operator/raft/configuration", get(misc::raft_configuration))
+        .route(
+            "/v1/operator/raft/configuration",
+            get(misc::raft_configuration),
+        )
         .route(
             "/v1/operator/keyring",
-            get(keyring::list).post(keyring::install).put(keyring::use_key).delete(keyring::remove),
+            get(keyring::list)
+                .post(keyring::install)
+                .put(keyring::use_key)
+                .delete(keyring::remove),
         )
         // the UI and the root
         .route("/", get(root))
         .route("/ui", get(ui))
         .route("/ui/", get(ui))
         .route("/ui/{*rest}", get(ui))
-        .route("/v1/{*rest}", put_or_post(unknown_v1).get(unknown_v1).delete(unknown_v1))
+        .route(
+            "/v1/{*rest}",
+            put_or_post(unknown_v1).get(unknown_v1).delete(unknown_v1),
+        )
         .fallback(unknown)
         .with_state(state.clone());
     // The conventions wrap the whole table rather than each route: axum adds the `Allow`
@@ -97,7 +124,8 @@ pub fn router(state: Arc<HttpState>) -> Router {
 async fn root(State(s): State<Arc<HttpState>>) -> Response {
     if s.info.ui {
         let mut r = StatusCode::MOVED_PERMANENTLY.into_response();
-        r.headers_mut().insert(http::header::LOCATION, HeaderValue::from_static("/ui/"));
+        r.headers_mut()
+            .insert(http::header::LOCATION, HeaderValue::from_static("/ui/"));
         r
     } else {
         "Consul Agent: UI disabled. To enable, set ui_config.enabled=true in the agent configuration and restart.".into_response()
@@ -120,7 +148,10 @@ async fn ui(State(s): State<Arc<HttpState>>) -> Response {
 }
 
 fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 async fn unknown_v1() -> Response {
@@ -140,17 +171,33 @@ async fn consul_conventions(req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let mut resp = next.run(req).await;
     if resp.status() == StatusCode::METHOD_NOT_ALLOWED {
-        let allow = resp.headers().get(http::header::ALLOW).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-        let allow = if allow.is_empty() { "OPTIONS".to_string() } else { format!("OPTIONS,{allow}") };
+        let allow = resp
+            .headers()
+            .get(http::header::ALLOW)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let allow = if allow.is_empty() {
+            "OPTIONS".to_string()
+        } else {
+            format!("OPTIONS,{allow}")
+        };
         if method == Method::OPTIONS {
             resp = Response::new(Body::empty());
         } else {
-            resp = (StatusCode::METHOD_NOT_ALLOWED, format!("method {method} not allowed")).into_response();
+            resp = (
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("method {method} not allowed"),
+            )
+                .into_response();
         }
         if let Ok(v) = HeaderValue::from_str(&allow) {
             resp.headers_mut().insert(http::header::ALLOW, v);
         }
     }
-    resp.headers_mut().insert("X-Consul-Default-ACL-Policy", HeaderValue::from_static("allow"));
+    resp.headers_mut().insert(
+        "X-Consul-Default-ACL-Policy",
+        HeaderValue::from_static("allow"),
+    );
     resp
 }

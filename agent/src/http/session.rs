@@ -18,28 +18,46 @@ const DEFAULT_LOCK_DELAY: Duration = Duration::from_secs(15);
 fn lock_delay(v: &Option<serde_json::Value>) -> Result<Duration, ApiError> {
     match v {
         None => Ok(DEFAULT_LOCK_DELAY),
-        Some(serde_json::Value::String(s)) => tribune_api::parse_go_duration(s)
-            .map_err(|_| ApiError::bad_request(format!("Request decode failed: invalid LockDelay {s:?}"))),
+        Some(serde_json::Value::String(s)) => tribune_api::parse_go_duration(s).map_err(|_| {
+            ApiError::bad_request(format!("Request decode failed: invalid LockDelay {s:?}"))
+        }),
         Some(serde_json::Value::Number(n)) => {
             let n = n.as_f64().unwrap_or(0.0).max(0.0);
-            Ok(if n < 1000.0 { Duration::from_secs_f64(n) } else { Duration::from_nanos(n as u64) })
+            Ok(if n < 1000.0 {
+                Duration::from_secs_f64(n)
+            } else {
+                Duration::from_nanos(n as u64)
+            })
         }
-        Some(other) => Err(ApiError::bad_request(format!("Request decode failed: invalid LockDelay {other}"))),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "Request decode failed: invalid LockDelay {other}"
+        ))),
     }
 }
 
 pub async fn create(State(s): State<Arc<HttpState>>, req: Request) -> Result<Response, ApiError> {
     let ctx = Ctx::new(&s, &req)?;
     let body: api::SessionRequest = decode_body(req, 1 << 20).await?;
-    let node = if body.node.is_empty() { s.info.node_name.clone() } else { body.node.clone() };
+    let node = if body.node.is_empty() {
+        s.info.node_name.clone()
+    } else {
+        body.node.clone()
+    };
     ctx.authz.require(Resource::Session, &node, Access::Write)?;
-    let behavior = if body.behavior.is_empty() { "release".to_string() } else { body.behavior.clone() };
+    let behavior = if body.behavior.is_empty() {
+        "release".to_string()
+    } else {
+        body.behavior.clone()
+    };
     if behavior != "release" && behavior != "delete" {
-        return Err(ApiError::bad_request(format!("Invalid Behavior setting '{behavior}'")));
+        return Err(ApiError::bad_request(format!(
+            "Invalid Behavior setting '{behavior}'"
+        )));
     }
     if !body.ttl.is_empty() {
-        let ttl = tribune_api::parse_go_duration(&body.ttl)
-            .map_err(|_| ApiError::bad_request(format!("Request decode failed: invalid TTL {:?}", body.ttl)))?;
+        let ttl = tribune_api::parse_go_duration(&body.ttl).map_err(|_| {
+            ApiError::bad_request(format!("Request decode failed: invalid TTL {:?}", body.ttl))
+        })?;
         let min = s.limits.session_ttl_min;
         if ttl != Duration::ZERO && (ttl < min || ttl > MAX_TTL) {
             return Err(ApiError::bad_request(format!(
@@ -50,8 +68,18 @@ pub async fn create(State(s): State<Arc<HttpState>>, req: Request) -> Result<Res
             )));
         }
     }
-    let node_checks = body.node_checks.clone().or(body.checks.clone()).unwrap_or_else(|| vec![msg::SERF_CHECK_ID.to_string()]);
-    let service_checks = body.service_checks.clone().unwrap_or_default().into_iter().map(|c| c.id).collect();
+    let node_checks = body
+        .node_checks
+        .clone()
+        .or(body.checks.clone())
+        .unwrap_or_else(|| vec![msg::SERF_CHECK_ID.to_string()]);
+    let service_checks = body
+        .service_checks
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
     let id = uuid::Uuid::new_v4().to_string();
     let session = Session {
         id: id.clone(),
@@ -72,24 +100,38 @@ pub async fn create(State(s): State<Arc<HttpState>>, req: Request) -> Result<Res
     Ok(super::json(&serde_json::json!({ "ID": id }), ctx.pretty()))
 }
 
-pub async fn destroy(State(s): State<Arc<HttpState>>, Path(id): Path<String>, req: Request) -> Result<Response, ApiError> {
+pub async fn destroy(
+    State(s): State<Arc<HttpState>>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let ctx = Ctx::new(&s, &req)?;
-    let node = s.rpc.store().read(|t| t.session(&id).map(|x| x.node.clone()));
+    let node = s
+        .rpc
+        .store()
+        .read(|t| t.session(&id).map(|x| x.node.clone()));
     if let Some(node) = &node {
         ctx.authz.require(Resource::Session, node, Access::Write)?;
     }
-    s.rpc.apply(Command::SessionDestroy { id: id.clone() }).await?;
+    s.rpc
+        .apply(Command::SessionDestroy { id: id.clone() })
+        .await?;
     s.rpc.session_timers().remove(&id);
     Ok(super::json(&true, ctx.pretty()))
 }
 
-pub async fn renew(State(s): State<Arc<HttpState>>, Path(id): Path<String>, req: Request) -> Result<Response, ApiError> {
+pub async fn renew(
+    State(s): State<Arc<HttpState>>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let ctx = Ctx::new(&s, &req)?;
     s.rpc.read_barrier(crate::rpc::Consistency::Default).await?;
     let Some(sess) = s.rpc.store().read(|t| t.session(&id).cloned()) else {
         return Err(ApiError::not_found(msg::session_not_found(&id)));
     };
-    ctx.authz.require(Resource::Session, &sess.node, Access::Write)?;
+    ctx.authz
+        .require(Resource::Session, &sess.node, Access::Write)?;
     if let Ok(ttl) = tribune_api::parse_go_duration(&sess.ttl) {
         s.rpc.session_timers().reset(&id, ttl);
     }
@@ -105,23 +147,52 @@ fn list(t: &Tables, ctx: &Ctx, f: impl Fn(&Session) -> bool) -> Computed {
     Computed::json(t.table_index(Table::Sessions), &out)
 }
 
-pub async fn info(State(s): State<Arc<HttpState>>, Path(id): Path<String>, req: Request) -> Result<Response, ApiError> {
+pub async fn info(
+    State(s): State<Arc<HttpState>>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let ctx = Ctx::new(&s, &req)?;
     let q = ctx.query(&s)?;
     let key = format!("session/info/{id}?{}", ctx.params.cache_key());
-    blocking::read(&s, &q, WatchKey::Table(Table::Sessions), key, |t: &Tables| list(t, &ctx, |x| x.id == id)).await
+    blocking::read(
+        &s,
+        &q,
+        WatchKey::Table(Table::Sessions),
+        key,
+        |t: &Tables| list(t, &ctx, |x| x.id == id),
+    )
+    .await
 }
 
-pub async fn node(State(s): State<Arc<HttpState>>, Path(node): Path<String>, req: Request) -> Result<Response, ApiError> {
+pub async fn node(
+    State(s): State<Arc<HttpState>>,
+    Path(node): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let ctx = Ctx::new(&s, &req)?;
     let q = ctx.query(&s)?;
     let key = format!("session/node/{node}?{}", ctx.params.cache_key());
-    blocking::read(&s, &q, WatchKey::Table(Table::Sessions), key, |t: &Tables| list(t, &ctx, |x| x.node == node)).await
+    blocking::read(
+        &s,
+        &q,
+        WatchKey::Table(Table::Sessions),
+        key,
+        |t: &Tables| list(t, &ctx, |x| x.node == node),
+    )
+    .await
 }
 
 pub async fn all(State(s): State<Arc<HttpState>>, req: Request) -> Result<Response, ApiError> {
     let ctx = Ctx::new(&s, &req)?;
     let q = ctx.query(&s)?;
     let key = format!("session/list?{}", ctx.params.cache_key());
-    blocking::read(&s, &q, WatchKey::Table(Table::Sessions), key, |t: &Tables| list(t, &ctx, |_| true)).await
+    blocking::read(
+        &s,
+        &q,
+        WatchKey::Table(Table::Sessions),
+        key,
+        |t: &Tables| list(t, &ctx, |_| true),
+    )
+    .await
 }

@@ -403,7 +403,11 @@ mod tests {
     }
 
     fn rec(n: usize) -> Arc<Record> {
-        Arc::new(Record::now(Level::Info, "agent", format!("line {n:05} {}", "x".repeat(80))))
+        Arc::new(Record::now(
+            Level::Info,
+            "agent",
+            format!("line {n:05} {}", "x".repeat(80)),
+        ))
     }
 
     fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
@@ -426,10 +430,16 @@ mod tests {
 
     #[test]
     fn naming_follows_consul() {
-        assert_eq!(active_path(Path::new("/var/log/tribune/")), PathBuf::from("/var/log/tribune/consul.log"));
+        assert_eq!(
+            active_path(Path::new("/var/log/tribune/")),
+            PathBuf::from("/var/log/tribune/consul.log")
+        );
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(active_path(dir.path()), dir.path().join("consul.log"));
-        assert_eq!(active_path(Path::new("/x/agent.log")), PathBuf::from("/x/agent.log"));
+        assert_eq!(
+            active_path(Path::new("/x/agent.log")),
+            PathBuf::from("/x/agent.log")
+        );
         let n = Naming::of(Path::new("/x/agent.log"));
         assert_eq!(n.archive(17), PathBuf::from("/x/agent-17.log"));
         assert_eq!(n.archive_time("agent-17.log"), Some(17));
@@ -446,7 +456,13 @@ mod tests {
     fn rotation_by_size_keeps_exactly_max_files() {
         let dir = tempfile::tempdir().unwrap();
         let counters = Arc::new(Counters::default());
-        let mut sink = FileSink::open(&dir.path().join("a.log"), rotation(1000, 3, false), false, counters.clone()).unwrap();
+        let mut sink = FileSink::open(
+            &dir.path().join("a.log"),
+            rotation(1000, 3, false),
+            false,
+            counters.clone(),
+        )
+        .unwrap();
         let r = Redactor::new(Vec::<String>::new());
         for n in 0..100 {
             assert_eq!(sink.write(&rec(n), &r), Outcome::Written);
@@ -466,7 +482,12 @@ mod tests {
         let tail: usize = last.lines().last().unwrap()[45..50].parse().unwrap();
         let head: usize = active.lines().next().unwrap()[45..50].parse().unwrap();
         assert_eq!(head, tail + 1);
-        assert!(counters.rotations.load(std::sync::atomic::Ordering::Relaxed) >= 10);
+        assert!(
+            counters
+                .rotations
+                .load(std::sync::atomic::Ordering::Relaxed)
+                >= 10
+        );
     }
 
     #[test]
@@ -474,7 +495,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut rot = rotation(0, 2, true);
         rot.every = Some(Duration::from_millis(50));
-        let mut sink = FileSink::open(&dir.path().join("c.log"), rot, true, Arc::new(Counters::default())).unwrap();
+        let mut sink = FileSink::open(
+            &dir.path().join("c.log"),
+            rot,
+            true,
+            Arc::new(Counters::default()),
+        )
+        .unwrap();
         let r = Redactor::new(Vec::<String>::new());
         for n in 0..5 {
             sink.write(&rec(n), &r);
@@ -494,15 +521,27 @@ mod tests {
         let gz = std::fs::File::open(dir.path().join(&files[1])).unwrap();
         std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(gz), &mut text).unwrap();
         let v: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
-        assert!(v["@message"].as_str().unwrap().starts_with("line 00004"), "{text}");
-        assert_eq!(std::fs::metadata(dir.path().join("c.log")).unwrap().len(), 0);
+        assert!(
+            v["@message"].as_str().unwrap().starts_with("line 00004"),
+            "{text}"
+        );
+        assert_eq!(
+            std::fs::metadata(dir.path().join("c.log")).unwrap().len(),
+            0
+        );
     }
 
     #[test]
     fn minus_one_keeps_no_archives_and_zero_keeps_all() {
         for (max, want) in [(-1i64, 0usize), (0, 6)] {
             let dir = tempfile::tempdir().unwrap();
-            let mut sink = FileSink::open(&dir.path().join("d.log"), rotation(200, max, false), false, Arc::new(Counters::default())).unwrap();
+            let mut sink = FileSink::open(
+                &dir.path().join("d.log"),
+                rotation(200, max, false),
+                false,
+                Arc::new(Counters::default()),
+            )
+            .unwrap();
             let r = Redactor::new(Vec::<String>::new());
             for n in 0..7 {
                 sink.write(&rec(n), &r);
@@ -516,7 +555,13 @@ mod tests {
     fn a_moved_file_is_reopened_under_its_name() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.log");
-        let mut sink = FileSink::open(&path, rotation(0, 0, false), false, Arc::new(Counters::default())).unwrap();
+        let mut sink = FileSink::open(
+            &path,
+            rotation(0, 0, false),
+            false,
+            Arc::new(Counters::default()),
+        )
+        .unwrap();
         let r = Redactor::new(Vec::<String>::new());
         sink.write(&rec(1), &r);
         sink.flush();
@@ -525,15 +570,24 @@ mod tests {
         sink.tick();
         sink.write(&rec(2), &r);
         sink.flush();
-        assert!(std::fs::read_to_string(&path).unwrap().contains("line 00002"));
-        assert!(std::fs::read_to_string(dir.path().join("m.log.1")).unwrap().contains("line 00001"));
+        assert!(std::fs::read_to_string(&path)
+            .unwrap()
+            .contains("line 00002"));
+        assert!(std::fs::read_to_string(dir.path().join("m.log.1"))
+            .unwrap()
+            .contains("line 00001"));
     }
 
     #[test]
     fn an_unwritable_path_fails_at_open() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("file"), "").unwrap();
-        let err = FileSink::open(&dir.path().join("file/x.log"), rotation(0, 0, false), false, Arc::new(Counters::default()));
+        let err = FileSink::open(
+            &dir.path().join("file/x.log"),
+            rotation(0, 0, false),
+            false,
+            Arc::new(Counters::default()),
+        );
         assert!(err.is_err());
     }
 }

@@ -267,8 +267,14 @@ mod tests {
             s(|o| rfc3339_micros(o, 1_795_608_000, 123_456_789)),
             "2026-11-25T12:00:00.123456Z"
         );
-        assert_eq!(s(|o| rfc3339_millis(o, 951_782_400, 0)), "2000-02-29T00:00:00.000Z");
-        assert_eq!(s(|o| rfc3339_millis(o, 4_107_542_399, 999_999_999)), "2100-02-28T23:59:59.999Z");
+        assert_eq!(
+            s(|o| rfc3339_millis(o, 951_782_400, 0)),
+            "2000-02-29T00:00:00.000Z"
+        );
+        assert_eq!(
+            s(|o| rfc3339_millis(o, 4_107_542_399, 999_999_999)),
+            "2100-02-28T23:59:59.999Z"
+        );
         assert_eq!(s(|o| rfc3164(o, 1_795_608_000)), "Nov 25 12:00:00");
         assert_eq!(s(|o| rfc3164(o, 1_796_170_000)), "Dec  2 00:06:40");
     }
@@ -303,7 +309,10 @@ mod tests {
         );
         let text = s(|o| text_line(o, &r));
         assert_eq!(text.matches('\n').count(), 1, "{text}");
-        assert!(text.contains("first\\nsecond\\r\\u{1b}: output=\"a\\nb\""), "{text}");
+        assert!(
+            text.contains("first\\nsecond\\r\\u{1b}: output=\"a\\nb\""),
+            "{text}"
+        );
         let json = s(|o| json_line(o, &r));
         assert_eq!(json.matches('\n').count(), 1, "{json}");
         let v: serde_json::Value = serde_json::from_str(&json).unwrap();

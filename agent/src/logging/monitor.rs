@@ -133,7 +133,10 @@ impl Hub {
                     let notice = Record::now(
                         Level::Warn,
                         "agent",
-                        format!("Monitor dropped {} log lines: the client reads too slowly.", sub.dropped),
+                        format!(
+                            "Monitor dropped {} log lines: the client reads too slowly.",
+                            sub.dropped
+                        ),
                     );
                     match sub.tx.try_send(render(&notice, sub.json, redactor)) {
                         Ok(()) => sub.dropped = 0,
@@ -249,21 +252,33 @@ mod tests {
         let h = hub();
         let red = Redactor::new(["supersecret-token"]);
         h.dispatch(&rec(Level::Info, "old info", true), &red);
-        h.dispatch(&rec(Level::Debug, "old debug for a past monitor", false), &red);
+        h.dispatch(
+            &rec(Level::Debug, "old debug for a past monitor", false),
+            &red,
+        );
         let mut sub = h.subscribe(Level::Debug, false);
         assert_eq!(h.level.load(Ordering::Relaxed), Level::Debug as u8);
         let mut json = h.subscribe(Level::Warn, true);
-        h.dispatch(&rec(Level::Debug, "new debug with supersecret-token", false), &red);
+        h.dispatch(
+            &rec(Level::Debug, "new debug with supersecret-token", false),
+            &red,
+        );
         h.dispatch(&rec(Level::Warn, "new warn", true), &red);
         let lines: Vec<String> = std::iter::from_fn(|| sub.try_next())
             .map(|b| String::from_utf8(b.to_vec()).unwrap())
             .collect();
         assert_eq!(lines.len(), 3, "{lines:?}");
         assert!(lines[0].contains("[INFO]  agent: old info"), "{lines:?}");
-        assert!(lines[1].contains("[DEBUG] agent: new debug with <hidden>"), "{lines:?}");
+        assert!(
+            lines[1].contains("[DEBUG] agent: new debug with <hidden>"),
+            "{lines:?}"
+        );
         assert!(lines[2].contains("[WARN]  agent: new warn"), "{lines:?}");
         let j = String::from_utf8(json.try_next().unwrap().to_vec()).unwrap();
-        assert!(j.starts_with(r#"{"@level":"warn","@message":"new warn""#), "{j}");
+        assert!(
+            j.starts_with(r#"{"@level":"warn","@message":"new warn""#),
+            "{j}"
+        );
         assert!(json.try_next().is_none());
         drop(sub);
         assert_eq!(h.level.load(Ordering::Relaxed), Level::Warn as u8);

@@ -134,7 +134,11 @@ pub fn classify(target: &str) -> (&'static str, bool) {
         return (s, true);
     }
     if let Some(rest) = target.strip_prefix("tribune_agent") {
-        let first = rest.trim_start_matches("::").split("::").next().unwrap_or("");
+        let first = rest
+            .trim_start_matches("::")
+            .split("::")
+            .next()
+            .unwrap_or("");
         let module = SUBSYSTEMS
             .iter()
             .find(|s| **s == first)
@@ -358,7 +362,11 @@ mod tests {
         assert_eq!(classify("hickory_server::server"), ("dns", false));
         assert_eq!(classify("hyper_util::client"), ("http", false));
         assert_eq!(classify("h2"), ("http", false));
-        assert_eq!(classify("h2o"), ("agent", false), "a prefix is a whole crate name");
+        assert_eq!(
+            classify("h2o"),
+            ("agent", false),
+            "a prefix is a whole crate name"
+        );
         assert_eq!(classify("something_else"), ("agent", false));
     }
 
@@ -368,10 +376,16 @@ mod tests {
         assert_eq!(Level::parse("Warning"), Some(Level::Warn));
         assert_eq!(Level::parse("TRACE"), Some(Level::Trace));
         assert_eq!(Level::parse("loud"), None);
-        let sev: Vec<u8> = [Level::Trace, Level::Debug, Level::Info, Level::Warn, Level::Error]
-            .iter()
-            .map(|l| l.syslog_severity())
-            .collect();
+        let sev: Vec<u8> = [
+            Level::Trace,
+            Level::Debug,
+            Level::Info,
+            Level::Warn,
+            Level::Error,
+        ]
+        .iter()
+        .map(|l| l.syslog_severity())
+        .collect();
         assert_eq!(sev, vec![7, 6, 5, 4, 3], "compat §14.5");
     }
 
@@ -386,7 +400,15 @@ mod tests {
 
     #[test]
     fn secret_field_names() {
-        for n in ["token", "Token", "acl_token", "secret_id", "SecretID", "encrypt", "gossip_key"] {
+        for n in [
+            "token",
+            "Token",
+            "acl_token",
+            "secret_id",
+            "SecretID",
+            "encrypt",
+            "gossip_key",
+        ] {
             assert!(is_secret_field(n), "{n}");
         }
         for n in ["tokens", "token_ttl", "service", "key", "check_id"] {

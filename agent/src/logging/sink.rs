@@ -387,7 +387,14 @@ mod tests {
         }
     }
 
-    fn probe() -> (Probe, Arc<Mutex<Vec<String>>>, Arc<AtomicBool>, Arc<AtomicBool>) {
+    type ProbeParts = (
+        Probe,
+        Arc<Mutex<Vec<String>>>,
+        Arc<AtomicBool>,
+        Arc<AtomicBool>,
+    );
+
+    fn probe() -> ProbeParts {
         let lines = Arc::new(Mutex::new(Vec::new()));
         let busy = Arc::new(AtomicBool::new(false));
         let stall = Arc::new(AtomicBool::new(false));
@@ -412,13 +419,24 @@ mod tests {
     }
 
     fn rec(n: usize) -> Arc<Record> {
-        Arc::new(Record::now(Level::Info, "agent", format!("line {n} token=abc")))
+        Arc::new(Record::now(
+            Level::Info,
+            "agent",
+            format!("line {n} token=abc"),
+        ))
     }
 
     #[test]
     fn lines_arrive_in_order_and_scrubbed() {
         let (p, lines, _, _) = probe();
-        let mut w = Worker::spawn(0, Box::new(p), 64, SharedRedactor::new(Redactor::new(Vec::<String>::new())), Arc::default()).unwrap();
+        let mut w = Worker::spawn(
+            0,
+            Box::new(p),
+            64,
+            SharedRedactor::new(Redactor::new(Vec::<String>::new())),
+            Arc::default(),
+        )
+        .unwrap();
         for n in 0..50 {
             w.queue.push(&rec(n));
         }
@@ -434,12 +452,23 @@ mod tests {
     fn a_stalled_sink_drops_and_counts_without_blocking_callers() {
         let (p, lines, _, stall) = probe();
         stall.store(true, Ordering::Relaxed);
-        let mut w = Worker::spawn(0, Box::new(p), 16, SharedRedactor::new(Redactor::new(Vec::<String>::new())), Arc::default()).unwrap();
+        let mut w = Worker::spawn(
+            0,
+            Box::new(p),
+            16,
+            SharedRedactor::new(Redactor::new(Vec::<String>::new())),
+            Arc::default(),
+        )
+        .unwrap();
         let started = Instant::now();
         for n in 0..10_000 {
             w.queue.push(&rec(n));
         }
-        assert!(started.elapsed() < Duration::from_secs(1), "callers waited: {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "callers waited: {:?}",
+            started.elapsed()
+        );
         let dropped = w.queue.counters.dropped.load(Ordering::Relaxed);
         assert!(dropped >= 10_000 - 17, "dropped {dropped}");
         stall.store(false, Ordering::Relaxed);
@@ -453,7 +482,14 @@ mod tests {
     fn a_busy_sink_keeps_its_record_and_the_queue_buffers() {
         let (p, lines, busy, _) = probe();
         busy.store(true, Ordering::Relaxed);
-        let mut w = Worker::spawn(0, Box::new(p), 64, SharedRedactor::new(Redactor::new(Vec::<String>::new())), Arc::default()).unwrap();
+        let mut w = Worker::spawn(
+            0,
+            Box::new(p),
+            64,
+            SharedRedactor::new(Redactor::new(Vec::<String>::new())),
+            Arc::default(),
+        )
+        .unwrap();
         for n in 0..20 {
             w.queue.push(&rec(n));
         }
@@ -461,7 +497,11 @@ mod tests {
         assert!(lines.lock().is_empty());
         busy.store(false, Ordering::Relaxed);
         wait_for("20 lines", || lines.lock().len() == 20);
-        assert_eq!(lines.lock()[0], "line 0 token=<hidden>", "the held record comes first");
+        assert_eq!(
+            lines.lock()[0],
+            "line 0 token=<hidden>",
+            "the held record comes first"
+        );
         assert_eq!(w.queue.counters.dropped.load(Ordering::Relaxed), 0);
         w.request_stop();
         assert!(w.join_until(Instant::now() + Duration::from_secs(5)));
@@ -471,13 +511,23 @@ mod tests {
     fn huge_lines_are_bounded_by_bytes() {
         let (p, _, _, stall) = probe();
         stall.store(true, Ordering::Relaxed);
-        let w = Worker::spawn(0, Box::new(p), 1000, SharedRedactor::new(Redactor::new(Vec::<String>::new())), Arc::default()).unwrap();
+        let w = Worker::spawn(
+            0,
+            Box::new(p),
+            1000,
+            SharedRedactor::new(Redactor::new(Vec::<String>::new())),
+            Arc::default(),
+        )
+        .unwrap();
         let big = Arc::new(Record::now(Level::Info, "agent", "x".repeat(1 << 20)));
         for _ in 0..100 {
             w.queue.push(&big);
         }
         let dropped = w.queue.counters.dropped.load(Ordering::Relaxed);
-        assert!((100 - 17..=100 - 15).contains(&dropped), "16 MiB hold 15 or 16 such lines; dropped {dropped}");
+        assert!(
+            (100 - 17..=100 - 15).contains(&dropped),
+            "16 MiB hold 15 or 16 such lines; dropped {dropped}"
+        );
         stall.store(false, Ordering::Relaxed);
         wait_for("the queue to drain", || w.queue.is_idle());
         assert_eq!(w.queue.bytes.load(Ordering::Relaxed), 0);
@@ -488,7 +538,14 @@ mod tests {
     fn stopping_gives_up_on_a_dead_sink() {
         let (p, _, busy, _) = probe();
         busy.store(true, Ordering::Relaxed);
-        let mut w = Worker::spawn(0, Box::new(p), 64, SharedRedactor::new(Redactor::new(Vec::<String>::new())), Arc::default()).unwrap();
+        let mut w = Worker::spawn(
+            0,
+            Box::new(p),
+            64,
+            SharedRedactor::new(Redactor::new(Vec::<String>::new())),
+            Arc::default(),
+        )
+        .unwrap();
         w.queue.push(&rec(1));
         let started = Instant::now();
         w.request_stop();

@@ -66,7 +66,10 @@ pub fn facility_code(name: &str) -> u8 {
     if let Some(i) = NAMES.iter().position(|n| *n == upper) {
         return i as u8;
     }
-    match upper.strip_prefix("LOCAL").and_then(|d| d.parse::<u8>().ok()) {
+    match upper
+        .strip_prefix("LOCAL")
+        .and_then(|d| d.parse::<u8>().ok())
+    {
         Some(n) if n <= 7 => 16 + n,
         _ => 16,
     }
@@ -304,7 +307,9 @@ impl SyslogSink {
         let result = match &self.opts.address {
             None => connect_unix(LOCAL_SOCKETS.iter().map(PathBuf::from)),
             Some(SyslogAddress::Unix(p)) => connect_unix(std::iter::once(p.clone())),
-            Some(SyslogAddress::Udp(a)) => connect_udp(a).map(|s| Conn::Udp(s, Pacer::new(self.opts.udp_rate))),
+            Some(SyslogAddress::Udp(a)) => {
+                connect_udp(a).map(|s| Conn::Udp(s, Pacer::new(self.opts.udp_rate)))
+            }
             Some(SyslogAddress::Tcp(a)) => connect_tcp(a).map(Conn::Tcp),
         };
         match result {
@@ -486,7 +491,12 @@ fn is_gone(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::*;
     matches!(
         e.kind(),
-        ConnectionRefused | NotFound | NotConnected | ConnectionReset | BrokenPipe | AddrNotAvailable
+        ConnectionRefused
+            | NotFound
+            | NotConnected
+            | ConnectionReset
+            | BrokenPipe
+            | AddrNotAvailable
     )
 }
 
@@ -496,10 +506,10 @@ impl Sink for SyslogSink {
     }
 
     fn write(&mut self, rec: &Arc<Record>, redactor: &Redactor) -> Outcome {
-        if matches!(self.conn, Conn::Down) {
-            if Instant::now() < self.next_connect || !self.connect() {
-                return Outcome::Busy;
-            }
+        if matches!(self.conn, Conn::Down)
+            && (Instant::now() < self.next_connect || !self.connect())
+        {
+            return Outcome::Busy;
         }
         if matches!(self.conn, Conn::Tcp(_)) && self.out.len() >= TCP_BACKLOG {
             self.flush_tcp();
@@ -663,8 +673,13 @@ mod tests {
             encode(&o, true, &rec()),
             format!("<132>Nov 25 12:00:00 tribune[{pid}]: [WARN]  checks: Check is now critical: check_id=web output=\"a \\\"b\\\" ]c\\\\ \\nd\" n=2")
         );
-        let o = opts(Some(SyslogAddress::Udp("h:1".into())), SyslogFormat::Rfc3164);
-        assert!(encode(&o, false, &rec()).starts_with(&format!("<132>Nov 25 12:00:00 node1 tribune[{pid}]: [WARN]  checks:")));
+        let o = opts(
+            Some(SyslogAddress::Udp("h:1".into())),
+            SyslogFormat::Rfc3164,
+        );
+        assert!(encode(&o, false, &rec()).starts_with(&format!(
+            "<132>Nov 25 12:00:00 node1 tribune[{pid}]: [WARN]  checks:"
+        )));
         let o = opts(None, SyslogFormat::Rfc5424);
         assert!(encode(&o, true, &rec()).starts_with("<132>1 "));
     }
@@ -698,7 +713,10 @@ mod tests {
             p.wait();
         }
         let el = t.elapsed();
-        assert!(el >= Duration::from_millis(190), "2000 at 10k/s took {el:?}");
+        assert!(
+            el >= Duration::from_millis(190),
+            "2000 at 10k/s took {el:?}"
+        );
     }
 
     /// A TCP collector that goes away and comes back on the same port: nothing written
@@ -708,7 +726,10 @@ mod tests {
     fn tcp_reconnects_and_frames_stay_whole() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let mut sink = SyslogSink::new(opts(Some(SyslogAddress::Tcp(addr.to_string())), SyslogFormat::Auto));
+        let mut sink = SyslogSink::new(opts(
+            Some(SyslogAddress::Tcp(addr.to_string())),
+            SyslogFormat::Auto,
+        ));
         let r = Redactor::new(Vec::<String>::new());
         let mut first = rec();
         first.message = "one token=abc".into();
@@ -728,7 +749,10 @@ mod tests {
         // The idle check notices the close; the next line waits for a new collector.
         std::thread::sleep(Duration::from_millis(50));
         sink.tick();
-        assert!(matches!(sink.conn, Conn::Down), "the closed connection was noticed");
+        assert!(
+            matches!(sink.conn, Conn::Down),
+            "the closed connection was noticed"
+        );
         let mut second = rec();
         second.message = "two".into();
         let second = Arc::new(second);

@@ -18,10 +18,15 @@ impl Tables {
         // Validate before touching anything: a register is all or nothing.
         for c in &req.checks {
             if !c.service_id.is_empty() {
-                let known = self.services.contains_key(&(node_name.clone(), c.service_id.clone()))
+                let known = self
+                    .services
+                    .contains_key(&(node_name.clone(), c.service_id.clone()))
                     || req.service.as_ref().is_some_and(|s| s.id == c.service_id);
                 if !known {
-                    return Err(format!("Unknown service ID {:?} for check ID {:?}", c.service_id, c.check_id));
+                    return Err(format!(
+                        "Unknown service ID {:?} for check ID {:?}",
+                        c.service_id, c.check_id
+                    ));
                 }
             }
         }
@@ -78,7 +83,10 @@ impl Tables {
                         self.touch_service(&old_name, index, changes);
                     }
                 }
-                self.by_name.entry(s.service.clone()).or_default().insert(key.clone());
+                self.by_name
+                    .entry(s.service.clone())
+                    .or_default()
+                    .insert(key.clone());
                 // Checks of this service carry its name and tags.
                 for c in self.checks.values_mut() {
                     if c.node == node_name && c.service_id == s.id {
@@ -105,7 +113,10 @@ impl Tables {
                 n.status = health::CRITICAL.to_string();
             }
             if !n.service_id.is_empty() {
-                if let Some(s) = self.services.get(&(node_name.clone(), n.service_id.clone())) {
+                if let Some(s) = self
+                    .services
+                    .get(&(node_name.clone(), n.service_id.clone()))
+                {
                     n.service_name = s.service.clone();
                     n.service_tags = s.tags.clone();
                 }
@@ -175,13 +186,20 @@ impl Tables {
         for id in ids {
             delays.extend(self.remove_service(index, &node, &id, changes));
         }
-        let check_ids: Vec<String> = self.node_checks(&node).map(|c| c.check_id.clone()).collect();
+        let check_ids: Vec<String> = self
+            .node_checks(&node)
+            .map(|c| c.check_id.clone())
+            .collect();
         for id in check_ids {
             self.checks.remove(&(node.clone(), id));
             changes.tables.insert(Table::Checks);
         }
-        let sessions: Vec<String> =
-            self.sessions.values().filter(|s| s.node == node).map(|s| s.id.clone()).collect();
+        let sessions: Vec<String> = self
+            .sessions
+            .values()
+            .filter(|s| s.node == node)
+            .map(|s| s.id.clone())
+            .collect();
         for id in sessions {
             delays.extend(self.session_destroy(index, &id, changes));
         }
@@ -190,18 +208,29 @@ impl Tables {
         delays
     }
 
-    fn remove_service(&mut self, index: u64, node: &str, id: &str, changes: &mut Changes) -> Vec<(String, Duration)> {
+    fn remove_service(
+        &mut self,
+        index: u64,
+        node: &str,
+        id: &str,
+        changes: &mut Changes,
+    ) -> Vec<(String, Duration)> {
         let mut delays = Vec::new();
         let key = (node.to_string(), id.to_string());
-        let Some(s) = self.services.remove(&key) else { return delays };
+        let Some(s) = self.services.remove(&key) else {
+            return delays;
+        };
         if let Some(set) = self.by_name.get_mut(&s.service) {
             set.remove(&key);
             if set.is_empty() {
                 self.by_name.remove(&s.service);
             }
         }
-        let check_ids: Vec<String> =
-            self.node_checks(node).filter(|c| c.service_id == id).map(|c| c.check_id.clone()).collect();
+        let check_ids: Vec<String> = self
+            .node_checks(node)
+            .filter(|c| c.service_id == id)
+            .map(|c| c.check_id.clone())
+            .collect();
         for cid in check_ids {
             self.checks.remove(&(node.to_string(), cid.clone()));
             changes.tables.insert(Table::Checks);

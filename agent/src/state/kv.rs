@@ -18,9 +18,14 @@ impl Tables {
     }
 
     fn kv_view_tree(&self, overlay: &Overlay, prefix: &str) -> Vec<DirEntry> {
-        let mut merged: BTreeMap<String, DirEntry> =
-            self.kv_list(prefix).map(|e| (e.key.clone(), e.clone())).collect();
-        for (k, v) in overlay.range(prefix.to_string()..).take_while(|(k, _)| k.starts_with(prefix)) {
+        let mut merged: BTreeMap<String, DirEntry> = self
+            .kv_list(prefix)
+            .map(|e| (e.key.clone(), e.clone()))
+            .collect();
+        for (k, v) in overlay
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+        {
             match v {
                 Some(e) => {
                     merged.insert(k.clone(), e.clone());
@@ -50,7 +55,9 @@ impl Tables {
         let mut results: Vec<Vec<Result<DirEntry, String>>> = Vec::with_capacity(ops.len());
         for (i, op) in ops.iter().enumerate() {
             results.push(match op.verb {
-                KvVerb::Set | KvVerb::Cas | KvVerb::Lock | KvVerb::Unlock => vec![Err(op.key.clone())],
+                KvVerb::Set | KvVerb::Cas | KvVerb::Lock | KvVerb::Unlock => {
+                    vec![Err(op.key.clone())]
+                }
                 _ => Vec::new(),
             });
             let current = self.kv_view(&overlay, &op.key);
@@ -68,7 +75,10 @@ impl Tables {
                         Some(e) => op.index != 0 && e.modify_index == op.index,
                     };
                     if !ok {
-                        fail(resp, format!("failed to set key {:?}, index is stale", op.key));
+                        fail(
+                            resp,
+                            format!("failed to set key {:?}, index is stale", op.key),
+                        );
                         continue;
                     }
                     overlay.insert(op.key.clone(), Some(write_entry(current, op, index, None)));
@@ -80,7 +90,10 @@ impl Tables {
                     }
                     match &current {
                         Some(e) if !e.session.is_empty() && e.session != op.session => {
-                            fail(resp, format!("failed to lock key {:?}, lock is already held", op.key));
+                            fail(
+                                resp,
+                                format!("failed to lock key {:?}, lock is already held", op.key),
+                            );
                             continue;
                         }
                         _ => {}
@@ -98,7 +111,10 @@ impl Tables {
                         overlay.insert(op.key.clone(), Some(e));
                     }
                     _ => {
-                        fail(resp, format!("failed to unlock key {:?}, lock isn't held", op.key));
+                        fail(
+                            resp,
+                            format!("failed to unlock key {:?}, lock isn't held", op.key),
+                        );
                         continue;
                     }
                 },
@@ -108,7 +124,11 @@ impl Tables {
                 },
                 KvVerb::GetTree => {
                     // A tree read returns every entry under the prefix, each its own result.
-                    results[i] = self.kv_view_tree(&overlay, &op.key).into_iter().map(Ok).collect();
+                    results[i] = self
+                        .kv_view_tree(&overlay, &op.key)
+                        .into_iter()
+                        .map(Ok)
+                        .collect();
                 }
                 // Checks that pass answer the entry without its value, as Consul's do.
                 KvVerb::CheckIndex => match current {
@@ -116,14 +136,20 @@ impl Tables {
                         e.value.clear();
                         results[i] = vec![Ok(e)];
                     }
-                    _ => fail(resp, format!("current modify index for key {:?} doesn't match", op.key)),
+                    _ => fail(
+                        resp,
+                        format!("current modify index for key {:?} doesn't match", op.key),
+                    ),
                 },
                 KvVerb::CheckSession => match current {
                     Some(mut e) if e.session == op.session => {
                         e.value.clear();
                         results[i] = vec![Ok(e)];
                     }
-                    _ => fail(resp, format!("lock for key {:?} isn't held by session", op.key)),
+                    _ => fail(
+                        resp,
+                        format!("lock for key {:?} isn't held by session", op.key),
+                    ),
                 },
                 KvVerb::CheckNotExists => {
                     if current.is_some() {
@@ -137,7 +163,10 @@ impl Tables {
                     Some(e) if e.modify_index == op.index => {
                         overlay.insert(op.key.clone(), None);
                     }
-                    _ => fail(resp, format!("failed to delete key {:?}, index is stale", op.key)),
+                    _ => fail(
+                        resp,
+                        format!("failed to delete key {:?}, index is stale", op.key),
+                    ),
                 },
                 KvVerb::DeleteTree => {
                     for e in self.kv_view_tree(&overlay, &op.key) {
@@ -186,7 +215,12 @@ impl Tables {
 }
 
 /// The entry after a write, keeping create and lock indexes of the existing one.
-fn write_entry(current: Option<DirEntry>, op: &KvOp, index: u64, session: Option<String>) -> DirEntry {
+fn write_entry(
+    current: Option<DirEntry>,
+    op: &KvOp,
+    index: u64,
+    session: Option<String>,
+) -> DirEntry {
     let (create_index, lock_index, old_session) = match &current {
         Some(e) => (e.create_index, e.lock_index, e.session.clone()),
         None => (index, 0, String::new()),

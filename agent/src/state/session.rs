@@ -6,7 +6,12 @@ use crate::structs::{health, Session};
 use std::time::Duration;
 
 impl Tables {
-    pub(super) fn session_create(&mut self, index: u64, s: &Session, changes: &mut Changes) -> Result<(), String> {
+    pub(super) fn session_create(
+        &mut self,
+        index: u64,
+        s: &Session,
+        changes: &mut Changes,
+    ) -> Result<(), String> {
         if !self.nodes.contains_key(&s.node) {
             return Err(format!("Missing node registration for {:?}", s.node));
         }
@@ -34,9 +39,16 @@ impl Tables {
         id: &str,
         changes: &mut Changes,
     ) -> Vec<(String, Duration)> {
-        let Some(s) = self.sessions.remove(id) else { return Vec::new() };
+        let Some(s) = self.sessions.remove(id) else {
+            return Vec::new();
+        };
         changes.tables.insert(Table::Sessions);
-        let held: Vec<String> = self.kv.values().filter(|e| e.session == id).map(|e| e.key.clone()).collect();
+        let held: Vec<String> = self
+            .kv
+            .values()
+            .filter(|e| e.session == id)
+            .map(|e| e.key.clone())
+            .collect();
         let mut delays = Vec::new();
         for key in held {
             if s.behavior == "delete" {
@@ -65,9 +77,13 @@ impl Tables {
             .sessions
             .values()
             .filter(|s| {
-                s.node_checks.iter().chain(s.service_checks.iter()).any(|c| {
-                    self.check(&s.node, c).is_some_and(|chk| chk.status == health::CRITICAL)
-                })
+                s.node_checks
+                    .iter()
+                    .chain(s.service_checks.iter())
+                    .any(|c| {
+                        self.check(&s.node, c)
+                            .is_some_and(|chk| chk.status == health::CRITICAL)
+                    })
             })
             .map(|s| s.id.clone())
             .collect();

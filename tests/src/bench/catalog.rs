@@ -83,8 +83,22 @@ pub async fn run(opts: &Opts, dir: &Path) -> anyhow::Result<Vec<Row>> {
 
     // Warm-up, not counted: connections, caches, CPU frequency.
     for ep in &endpoints {
-        wrk(opts, THREADS, CONNS, Duration::from_secs(2), "done.lua", &agent.url(ep.path))?;
-        wrk(opts, THREADS, CONNS, Duration::from_secs(2), "done.lua", &bare_url(ep))?;
+        wrk(
+            opts,
+            THREADS,
+            CONNS,
+            Duration::from_secs(2),
+            "done.lua",
+            &agent.url(ep.path),
+        )?;
+        wrk(
+            opts,
+            THREADS,
+            CONNS,
+            Duration::from_secs(2),
+            "done.lua",
+            &bare_url(ep),
+        )?;
     }
 
     for run in 1..=opts.runs {
@@ -124,9 +138,17 @@ pub async fn run(opts: &Opts, dir: &Path) -> anyhow::Result<Vec<Row>> {
             .collect();
         let ratio = Stat::of(&ratios);
         let errors: u64 = ep.tribune.iter().chain(&ep.bare).map(|r| r.errors).sum();
-        let p = |v: &[WrkResult], f: fn(&WrkResult) -> f64| Stat::of(&v.iter().map(f).collect::<Vec<_>>());
-        let (tp50, tp99) = (p(&ep.tribune, |r| r.p50_us / 1e3), p(&ep.tribune, |r| r.p99_us / 1e3));
-        let (bp50, bp99) = (p(&ep.bare, |r| r.p50_us / 1e3), p(&ep.bare, |r| r.p99_us / 1e3));
+        let p = |v: &[WrkResult], f: fn(&WrkResult) -> f64| {
+            Stat::of(&v.iter().map(f).collect::<Vec<_>>())
+        };
+        let (tp50, tp99) = (
+            p(&ep.tribune, |r| r.p50_us / 1e3),
+            p(&ep.tribune, |r| r.p99_us / 1e3),
+        );
+        let (bp50, bp99) = (
+            p(&ep.bare, |r| r.p50_us / 1e3),
+            p(&ep.bare, |r| r.p99_us / 1e3),
+        );
         say(format!(
             "   {} ({} B): tribune {} | p50 {} | p99 {}",
             ep.path,

@@ -134,9 +134,9 @@ pub async fn run(opts: &Opts, dir: &Path) -> anyhow::Result<Vec<Row>> {
     let per_poll = stat(|r| r.bytes_per_poll);
     let woken_max = rounds.iter().map(|r| r.others_woken).max().unwrap_or(0);
     let woken = stat(|r| r.others_woken as f64);
-    let all_ok = rounds
-        .iter()
-        .all(|r| r.ok == opts.polls && r.premature == 0 && r.entries == super::catalog::INSTANCES + 1);
+    let all_ok = rounds.iter().all(|r| {
+        r.ok == opts.polls && r.premature == 0 && r.entries == super::catalog::INSTANCES + 1
+    });
     say(format!(
         "   after the ack: first {}, p50 {}, last {}; ack {} after the write, last answer {} after the write",
         first.show(3, "ms"),
@@ -158,19 +158,33 @@ pub async fn run(opts: &Opts, dir: &Path) -> anyhow::Result<Vec<Row>> {
             Some(first.median <= GOAL_FIRST_MS && all_ok),
         ),
         Row::new(
-            &format!("2. fan-out: last of {} answers after the ack", num(opts.polls as f64, 0)),
-            format!("{} (from the write: {})", last.show(1, "ms"), from_write_last.show(1, "ms")),
+            &format!(
+                "2. fan-out: last of {} answers after the ack",
+                num(opts.polls as f64, 0)
+            ),
+            format!(
+                "{} (from the write: {})",
+                last.show(1, "ms"),
+                from_write_last.show(1, "ms")
+            ),
             "≤ 60 ms",
             Some(last.median <= GOAL_LAST_MS && all_ok),
         ),
         Row::new(
             "2. fan-out: agent ΔRSS per parked long-poll",
-            format!("{} ({} KiB)", per_poll.show(0, "B"), num(per_poll.median / 1024.0, 2)),
+            format!(
+                "{} ({} KiB)",
+                per_poll.show(0, "B"),
+                num(per_poll.median / 1024.0, 2)
+            ),
             "≤ 4 KiB",
             Some(per_poll.median <= GOAL_BYTES_PER_POLL),
         ),
         Row::new(
-            &format!("2. fan-out: {} db watchers woken", num(opts.watchers as f64, 0)),
+            &format!(
+                "2. fan-out: {} db watchers woken",
+                num(opts.watchers as f64, 0)
+            ),
             format!("{} (max {woken_max})", num(woken.median, 0)),
             "0",
             Some(woken_max == 0),
@@ -279,7 +293,9 @@ async fn one_round(opts: &Opts, dir: &Path) -> anyhow::Result<Round> {
         say(format!("   long-poll error: {e}"));
     }
     if lens.len() > 1 {
-        say(format!("   warning: long-poll bodies of different sizes: {lens:?}"));
+        say(format!(
+            "   warning: long-poll bodies of different sizes: {lens:?}"
+        ));
     }
     let entries = web
         .sample_body
@@ -303,7 +319,8 @@ async fn one_round(opts: &Opts, dir: &Path) -> anyhow::Result<Round> {
         ack_from_write_ms: ms(ack_ns, write_ns),
         client_first_ms: seen.first().copied().unwrap_or(f64::NAN),
         client_last_ms: seen.last().copied().unwrap_or(f64::NAN),
-        bytes_per_poll: (rss_parked_kib as f64 - rss_before_kib as f64) * 1024.0 / opts.polls as f64,
+        bytes_per_poll: (rss_parked_kib as f64 - rss_before_kib as f64) * 1024.0
+            / opts.polls as f64,
         rss_before_kib,
         rss_parked_kib,
         rss_after_kib,
@@ -355,10 +372,21 @@ async fn steady_indexes(agent: &BenchAgent) -> anyhow::Result<(u64, u64)> {
 /// on the agent and returns it once it is recording.
 async fn start_perf(dir: &Path, pid: u32) -> Option<(std::process::Child, std::path::PathBuf)> {
     let out_dir = std::path::PathBuf::from(std::env::var_os("TRIBUNE_BENCH_PERF")?);
-    let round = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let round = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let out = out_dir.join(format!("fanout-{round}.perf.data"));
     let child = std::process::Command::new("perf")
-        .args(["record", "-q", "-F", "2999", "--call-graph", "dwarf,32768", "-p"])
+        .args([
+            "record",
+            "-q",
+            "-F",
+            "2999",
+            "--call-graph",
+            "dwarf,32768",
+            "-p",
+        ])
         .arg(pid.to_string())
         .arg("-o")
         .arg(&out)
@@ -382,7 +410,13 @@ fn signed_ms(a: Instant, b: Instant) -> f64 {
 
 /// Starts `n` tasks, each on its own connection: connect, send `GET path`,
 /// wait for the answer.
-fn launch(n: usize, addr: SocketAddr, path: &str, fleet: &Arc<Fleet>, permits: &Arc<Semaphore>) -> Vec<Poll> {
+fn launch(
+    n: usize,
+    addr: SocketAddr,
+    path: &str,
+    fleet: &Arc<Fleet>,
+    permits: &Arc<Semaphore>,
+) -> Vec<Poll> {
     let request: Arc<str> = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").into();
     (0..n)
         .map(|_| {
@@ -473,7 +507,9 @@ fn parse(buf: &[u8]) -> anyhow::Result<Option<(u16, u64, Vec<u8>)>> {
         .context("no status line")?;
     let (mut length, mut chunked, mut index) = (None, false, 0u64);
     for line in lines {
-        let Some((k, v)) = line.split_once(':') else { continue };
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
         let v = v.trim();
         match k.trim().to_ascii_lowercase().as_str() {
             "content-length" => length = v.parse::<usize>().ok(),
@@ -510,9 +546,17 @@ fn parse(buf: &[u8]) -> anyhow::Result<Option<(u16, u64, Vec<u8>)>> {
 async fn wait_sent(fleet: &Fleet, n: usize) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let (sent, failed) = (fleet.sent.load(Ordering::SeqCst), fleet.failed.load(Ordering::SeqCst));
+        let (sent, failed) = (
+            fleet.sent.load(Ordering::SeqCst),
+            fleet.failed.load(Ordering::SeqCst),
+        );
         if failed > 0 {
-            let e = fleet.first_error.lock().ok().and_then(|e| e.clone()).unwrap_or_default();
+            let e = fleet
+                .first_error
+                .lock()
+                .ok()
+                .and_then(|e| e.clone())
+                .unwrap_or_default();
             bail!("{failed} of {n} long-polls failed; first error: {e}");
         }
         if sent >= n {
@@ -533,7 +577,11 @@ async fn settle(pid: u32) -> anyhow::Result<()> {
     for _ in 0..240 {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let now = super::cpu_ticks(pid)?;
-        calm = if now.saturating_sub(prev) <= 1 { calm + 1 } else { 0 };
+        calm = if now.saturating_sub(prev) <= 1 {
+            calm + 1
+        } else {
+            0
+        };
         if calm >= 2 {
             return Ok(());
         }

@@ -81,12 +81,22 @@ pub async fn run(opts: &Opts, dir: &Path) -> anyhow::Result<Vec<Row>> {
         } else {
             rows.push(Row::new(
                 &format!("3. KV PUT fsync, {conns} clients"),
-                format!("{} ops/s ({}–{}), p50 {} ms, p99 {} ms", num(ops.median, 0), num(ops.min, 0), num(ops.max, 0), num(p50.median, 2), num(p99.median, 2)),
+                format!(
+                    "{} ops/s ({}–{}), p50 {} ms, p99 {} ms",
+                    num(ops.median, 0),
+                    num(ops.min, 0),
+                    num(ops.max, 0),
+                    num(p50.median, 2),
+                    num(p99.median, 2)
+                ),
                 "- (etcd 5,862 ops/s, 9.9 ms)",
                 if errors == 0 { None } else { Some(false) },
             ));
         }
     }
-    say(format!("   agent RSS after the KV runs: {} MiB", num(rss as f64 / 1024.0, 1)));
+    say(format!(
+        "   agent RSS after the KV runs: {} MiB",
+        num(rss as f64 / 1024.0, 1)
+    ));
     Ok(rows)
 }

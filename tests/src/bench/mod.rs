@@ -114,7 +114,10 @@ pub fn resolve_tools(scratch: &Path) -> anyhow::Result<PathBuf> {
     if let Some(dir) = std::env::var_os("TRIBUNE_BENCH_TOOLS").filter(|v| !v.is_empty()) {
         let dir = PathBuf::from(dir);
         if !has_all(&dir) {
-            bail!("TRIBUNE_BENCH_TOOLS={} lacks one of {wanted:?}", dir.display());
+            bail!(
+                "TRIBUNE_BENCH_TOOLS={} lacks one of {wanted:?}",
+                dir.display()
+            );
         }
         return Ok(dir);
     }
@@ -294,7 +297,10 @@ pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
 pub fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // The command name may contain spaces; fields resume after its ')'.
-    let rest = stat.rsplit_once(')').context("malformed /proc/<pid>/stat")?.1;
+    let rest = stat
+        .rsplit_once(')')
+        .context("malformed /proc/<pid>/stat")?
+        .1;
     let f: Vec<&str> = rest.split_whitespace().collect();
     // rest starts at field 3 (state); utime and stime are fields 14 and 15.
     let utime: u64 = f.get(11).context("no utime")?.parse()?;
@@ -401,7 +407,12 @@ impl BenchAgent {
         loop {
             agent.process.ensure_running()?;
             if let Ok(r) = agent.get("/v1/status/leader").await {
-                if r.status == 200 && r.json().ok().and_then(|v| v.as_str().map(|s| !s.is_empty())) == Some(true) {
+                if r.status == 200
+                    && r.json()
+                        .ok()
+                        .and_then(|v| v.as_str().map(|s| !s.is_empty()))
+                        == Some(true)
+                {
                     return Ok(agent);
                 }
             }
@@ -428,7 +439,12 @@ impl BenchAgent {
     }
 
     pub async fn put_json(&self, path: &str, body: &Value) -> anyhow::Result<Reply> {
-        Reply::send(self.client.put(self.url(path)).body(serde_json::to_vec(body)?)).await
+        Reply::send(
+            self.client
+                .put(self.url(path))
+                .body(serde_json::to_vec(body)?),
+        )
+        .await
     }
 
     /// Registers `name` instance `i` the way the seed registers node_exporter

@@ -153,7 +153,10 @@ fn start(opts: &Opts, dir: &Path) -> anyhow::Result<(f64, Started)> {
         if let Ok(mut s) = TcpStream::connect(addr) {
             let _ = s.set_nodelay(true);
             let mut head = [0u8; 12];
-            if s.write_all(request).is_ok() && s.read_exact(&mut head).is_ok() && &head[9..12] == b"200" {
+            if s.write_all(request).is_ok()
+                && s.read_exact(&mut head).is_ok()
+                && &head[9..12] == b"200"
+            {
                 return Ok((t0.elapsed().as_secs_f64() * 1e3, agent));
             }
         }
@@ -161,7 +164,10 @@ fn start(opts: &Opts, dir: &Path) -> anyhow::Result<(f64, Started)> {
             bail!("the agent exited with {status}:\n{}", agent.stderr_tail());
         }
         if t0.elapsed() > Duration::from_secs(30) {
-            bail!("no 200 from /v1/agent/self within 30 s:\n{}", agent.stderr_tail());
+            bail!(
+                "no 200 from /v1/agent/self within 30 s:\n{}",
+                agent.stderr_tail()
+            );
         }
     }
 }

@@ -83,8 +83,14 @@ fn parse_opts(args: &[String]) -> anyhow::Result<Opts> {
             println!("{USAGE}");
             std::process::exit(0);
         }
-        let value = it.next().with_context(|| format!("{flag} needs a value\n{USAGE}"))?;
-        let n = || value.parse::<usize>().with_context(|| format!("{flag} {value}: not a number"));
+        let value = it
+            .next()
+            .with_context(|| format!("{flag} needs a value\n{USAGE}"))?;
+        let n = || {
+            value
+                .parse::<usize>()
+                .with_context(|| format!("{flag} {value}: not a number"))
+        };
         match flag.as_str() {
             "--runs" => opts.runs = n()?.max(1),
             "--duration" => opts.duration = Duration::from_secs(n()?.max(1) as u64),
@@ -138,7 +144,10 @@ fn bench_main(args: &[String]) -> anyhow::Result<()> {
     opts.tools = bench::resolve_tools(scratch.path())?;
 
     say("Tribune benchmark");
-    say(format!("   date      {}", shell("date -u '+%Y-%m-%d %H:%M UTC'")));
+    say(format!(
+        "   date      {}",
+        shell("date -u '+%Y-%m-%d %H:%M UTC'")
+    ));
     say(format!(
         "   machine   {}, {cpus} CPUs, kernel {}",
         shell("lscpu | sed -n 's/^Model name: *//p' | head -1"),
@@ -153,7 +162,11 @@ fn bench_main(args: &[String]) -> anyhow::Result<()> {
         "   source    {}",
         shell("git describe --always --dirty 2>/dev/null || echo unknown")
     ));
-    say(format!("   data      {} ({fs}), tools {}", scratch.path().display(), opts.tools.display()));
+    say(format!(
+        "   data      {} ({fs}), tools {}",
+        scratch.path().display(),
+        opts.tools.display()
+    ));
     say(format!(
         "   rules     wait_quiet.py 20 120 before every measurement; {} runs per figure, median (min–max); \
          servers on cpu {}, wrk and clients on cpu {}; RLIMIT_NOFILE {soft}",

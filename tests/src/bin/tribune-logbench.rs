@@ -166,7 +166,10 @@ fn child_calls() -> anyhow::Result<()> {
 /// `file N THREADS`: N lines from THREADS threads into a JSON file rotating every
 /// 16 MiB; every 16th call timed.
 fn child_file(args: &[String]) -> anyhow::Result<()> {
-    let n: u64 = args.first().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let n: u64 = args
+        .first()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
     let threads: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(2);
     let dir = Workdir::new("logbench-file")?;
     let mut cfg = base_config();
@@ -194,7 +197,9 @@ fn child_file(args: &[String]) -> anyhow::Result<()> {
                 })
             })
             .collect();
-        hs.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+        hs.into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
     });
     let produced = start.elapsed();
     let flushed = handle.flush(Duration::from_secs(120));
@@ -289,13 +294,22 @@ struct Opts {
 fn parse_opts(args: &[String]) -> anyhow::Result<Opts> {
     let mut o = Opts {
         runs: 5,
-        only: ["calls", "file", "syslog", "reconnect", "http"].map(String::from).to_vec(),
+        only: ["calls", "file", "syslog", "reconnect", "http"]
+            .map(String::from)
+            .to_vec(),
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--runs" => o.runs = it.next().context(USAGE)?.parse()?,
-            "--only" => o.only = it.next().context(USAGE)?.split(',').map(String::from).collect(),
+            "--only" => {
+                o.only = it
+                    .next()
+                    .context(USAGE)?
+                    .split(',')
+                    .map(String::from)
+                    .collect()
+            }
             other => bail!("unknown argument {other}\n{USAGE}"),
         }
     }
@@ -305,7 +319,11 @@ fn parse_opts(args: &[String]) -> anyhow::Result<Opts> {
 fn wait_quiet() {
     let script = Path::new("/work/shared/bench/wait_quiet.py");
     if script.exists() {
-        let _ = Command::new("python3").arg(script).args(["25", "120"]).stdout(Stdio::null()).status();
+        let _ = Command::new("python3")
+            .arg(script)
+            .args(["25", "120"])
+            .stdout(Stdio::null())
+            .status();
     }
 }
 
@@ -313,9 +331,17 @@ fn wait_quiet() {
 fn child(args: &[&str]) -> anyhow::Result<Vec<(String, f64)>> {
     wait_quiet();
     let exe = std::env::current_exe()?;
-    let out = Command::new(&exe).args(args).stderr(Stdio::inherit()).output()?;
+    let out = Command::new(&exe)
+        .args(args)
+        .stderr(Stdio::inherit())
+        .output()?;
     if !out.status.success() {
-        bail!("{} {} failed: {}", exe.display(), args.join(" "), out.status);
+        bail!(
+            "{} {} failed: {}",
+            exe.display(),
+            args.join(" "),
+            out.status
+        );
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text
@@ -325,12 +351,21 @@ fn child(args: &[&str]) -> anyhow::Result<Vec<(String, f64)>> {
     Ok(line
         .split_whitespace()
         .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.parse::<f64>().unwrap_or(if v == "true" { 1.0 } else { 0.0 })))
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                v.parse::<f64>()
+                    .unwrap_or(if v == "true" { 1.0 } else { 0.0 }),
+            )
+        })
         .collect())
 }
 
 fn get(r: &[(String, f64)], k: &str) -> f64 {
-    r.iter().find(|(n, _)| n == k).map(|(_, v)| *v).unwrap_or(f64::NAN)
+    r.iter()
+        .find(|(n, _)| n == k)
+        .map(|(_, v)| *v)
+        .unwrap_or(f64::NAN)
 }
 
 /// Median and range of one field over runs.
@@ -346,11 +381,16 @@ fn fmt_range((m, lo, hi): (f64, f64, f64), unit: &str) -> String {
 
 fn orchestrate(args: &[String]) -> anyhow::Result<()> {
     let opts = parse_opts(args)?;
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     let mut summary: Vec<(String, String, String)> = Vec::new();
     let want = |s: &str| opts.only.iter().any(|o| o == s);
     if want("calls") {
-        let runs: Vec<_> = (0..opts.runs).map(|_| child(&["calls"])).collect::<anyhow::Result<_>>()?;
+        let runs: Vec<_> = (0..opts.runs)
+            .map(|_| child(&["calls"]))
+            .collect::<anyhow::Result<_>>()?;
         for (i, r) in runs.iter().enumerate() {
             println!(
                 "calls run {}: paced p50 {} ns p99 {} ns p99.9 {} ns max {} ns; burst p50 {} ns p99 {} ns max {} ns; disabled p50 {} ns; dropped {}",
@@ -368,18 +408,32 @@ fn orchestrate(args: &[String]) -> anyhow::Result<()> {
         }
         summary.push((
             "log call, paced 100k/s: p50 / p99".into(),
-            format!("{} / {}", fmt_range(med(&runs, "paced_p50_ns"), " ns"), fmt_range(med(&runs, "paced_p99_ns"), " ns")),
+            format!(
+                "{} / {}",
+                fmt_range(med(&runs, "paced_p50_ns"), " ns"),
+                fmt_range(med(&runs, "paced_p99_ns"), " ns")
+            ),
             "p99 ≤ 1 µs".into(),
         ));
         summary.push((
             "log call, burst: p50 / p99".into(),
-            format!("{} / {}", fmt_range(med(&runs, "burst_p50_ns"), " ns"), fmt_range(med(&runs, "burst_p99_ns"), " ns")),
+            format!(
+                "{} / {}",
+                fmt_range(med(&runs, "burst_p50_ns"), " ns"),
+                fmt_range(med(&runs, "burst_p99_ns"), " ns")
+            ),
             "p99 ≤ 1 µs, never blocks".into(),
         ));
-        summary.push(("disabled (debug at info) call p50".into(), fmt_range(med(&runs, "off_p50_ns"), " ns"), "-".into()));
+        summary.push((
+            "disabled (debug at info) call p50".into(),
+            fmt_range(med(&runs, "off_p50_ns"), " ns"),
+            "-".into(),
+        ));
     }
     if want("file") {
-        let runs: Vec<_> = (0..opts.runs).map(|_| child(&["file", "1000000", "2"])).collect::<anyhow::Result<_>>()?;
+        let runs: Vec<_> = (0..opts.runs)
+            .map(|_| child(&["file", "1000000", "2"]))
+            .collect::<anyhow::Result<_>>()?;
         for (i, r) in runs.iter().enumerate() {
             println!(
                 "file run {}: producer {:.0}/s end-to-end {:.0}/s written {} dropped {} rotations {} rotation p50 {} µs p99 {} µs max {} µs; call p50 {} ns p99 {} ns",
@@ -396,10 +450,34 @@ fn orchestrate(args: &[String]) -> anyhow::Result<()> {
                 get(r, "call_p99_ns")
             );
         }
-        summary.push(("JSON file, 1M lines from 2 threads: lines/s end to end".into(), fmt_range(med(&runs, "end_to_end_rate"), "/s"), "≥ 1,000,000/s".into()));
-        summary.push(("  producer rate; lines dropped".into(), format!("{}; {}", fmt_range(med(&runs, "producer_rate"), "/s"), fmt_range(med(&runs, "dropped"), "")), "0 dropped".into()));
-        summary.push(("rotation (16 MiB): writer stall p99 / max".into(), format!("{} / {}", fmt_range(med(&runs, "rotation_p99_us"), " µs"), fmt_range(med(&runs, "rotation_max_us"), " µs")), "≤ 1 ms".into()));
-        summary.push(("log call during rotations: p99".into(), fmt_range(med(&runs, "call_p99_ns"), " ns"), "≤ 1 µs".into()));
+        summary.push((
+            "JSON file, 1M lines from 2 threads: lines/s end to end".into(),
+            fmt_range(med(&runs, "end_to_end_rate"), "/s"),
+            "≥ 1,000,000/s".into(),
+        ));
+        summary.push((
+            "  producer rate; lines dropped".into(),
+            format!(
+                "{}; {}",
+                fmt_range(med(&runs, "producer_rate"), "/s"),
+                fmt_range(med(&runs, "dropped"), "")
+            ),
+            "0 dropped".into(),
+        ));
+        summary.push((
+            "rotation (16 MiB): writer stall p99 / max".into(),
+            format!(
+                "{} / {}",
+                fmt_range(med(&runs, "rotation_p99_us"), " µs"),
+                fmt_range(med(&runs, "rotation_max_us"), " µs")
+            ),
+            "≤ 1 ms".into(),
+        ));
+        summary.push((
+            "log call during rotations: p99".into(),
+            fmt_range(med(&runs, "call_p99_ns"), " ns"),
+            "≤ 1 µs".into(),
+        ));
     }
     if want("syslog") {
         rt.block_on(syslog_figures(&opts, &mut summary))?;
@@ -411,7 +489,10 @@ fn orchestrate(args: &[String]) -> anyhow::Result<()> {
         rt.block_on(http_figures(&opts, &mut summary))?;
     }
     println!();
-    println!("{:<58} {:<44} goal", "figure (median of runs, range)", "measured");
+    println!(
+        "{:<58} {:<44} goal",
+        "figure (median of runs, range)", "measured"
+    );
     for (a, b, c) in summary {
         println!("{a:<58} {b:<44} {c}");
     }
@@ -447,13 +528,22 @@ local0.* action(type="omfile" file="{d}/raw.log" template="Raw")
                 udp = p[1]
             ),
         )?;
-        let mut c = Collector { dir, tcp: p[0], udp: p[1], process: None };
+        let mut c = Collector {
+            dir,
+            tcp: p[0],
+            udp: p[1],
+            process: None,
+        };
         c.spawn().await?;
         Ok(c)
     }
 
     async fn spawn(&mut self) -> anyhow::Result<()> {
-        let program = tribune_tests::process::find_program("RSYSLOGD_BIN", &["rsyslogd", "/usr/sbin/rsyslogd"], "rsyslogd")?;
+        let program = tribune_tests::process::find_program(
+            "RSYSLOGD_BIN",
+            &["rsyslogd", "/usr/sbin/rsyslogd"],
+            "rsyslogd",
+        )?;
         let mut cmd = Command::new(program);
         cmd.arg("-n")
             .arg("-f")
@@ -500,7 +590,10 @@ local0.* action(type="omfile" file="{d}/raw.log" template="Raw")
     }
 }
 
-async fn syslog_figures(opts: &Opts, summary: &mut Vec<(String, String, String)>) -> anyhow::Result<()> {
+async fn syslog_figures(
+    opts: &Opts,
+    summary: &mut Vec<(String, String, String)>,
+) -> anyhow::Result<()> {
     let collector = Collector::start().await?;
     let tcp = format!("tcp://127.0.0.1:{}", collector.tcp);
     let udp = format!("udp://127.0.0.1:{}", collector.udp);
@@ -513,18 +606,64 @@ async fn syslog_figures(opts: &Opts, summary: &mut Vec<(String, String, String)>
         goal: &'static str,
     }
     let cases = [
-        Case { name: "TCP, 200,000 lines/s for 3 s", address: tcp.clone(), rate: "200000", seconds: "3", udp_rate: "50000", goal: "≥ 200,000/s, 0 lost" },
-        Case { name: "TCP, 1,000,000 lines at once", address: tcp.clone(), rate: "0", seconds: "0", udp_rate: "50000", goal: "- (dropped at the agent, counted)" },
-        Case { name: "UDP (paced 50k/s), 50,000 lines/s for 3 s", address: udp.clone(), rate: "50000", seconds: "3", udp_rate: "50000", goal: "0 lost" },
-        Case { name: "UDP (paced 50k/s), 100,000 lines/s for 3 s", address: udp.clone(), rate: "100000", seconds: "3", udp_rate: "50000", goal: "sent ≤ 50,000/s" },
-        Case { name: "UDP unpaced, 100,000 lines/s for 3 s", address: udp.clone(), rate: "100000", seconds: "3", udp_rate: "0", goal: "- (rsyslog drops above ≈ 75k/s)" },
+        Case {
+            name: "TCP, 200,000 lines/s for 3 s",
+            address: tcp.clone(),
+            rate: "200000",
+            seconds: "3",
+            udp_rate: "50000",
+            goal: "≥ 200,000/s, 0 lost",
+        },
+        Case {
+            name: "TCP, 1,000,000 lines at once",
+            address: tcp.clone(),
+            rate: "0",
+            seconds: "0",
+            udp_rate: "50000",
+            goal: "- (dropped at the agent, counted)",
+        },
+        Case {
+            name: "UDP (paced 50k/s), 50,000 lines/s for 3 s",
+            address: udp.clone(),
+            rate: "50000",
+            seconds: "3",
+            udp_rate: "50000",
+            goal: "0 lost",
+        },
+        Case {
+            name: "UDP (paced 50k/s), 100,000 lines/s for 3 s",
+            address: udp.clone(),
+            rate: "100000",
+            seconds: "3",
+            udp_rate: "50000",
+            goal: "sent ≤ 50,000/s",
+        },
+        Case {
+            name: "UDP unpaced, 100,000 lines/s for 3 s",
+            address: udp.clone(),
+            rate: "100000",
+            seconds: "3",
+            udp_rate: "0",
+            goal: "- (rsyslog drops above ≈ 75k/s)",
+        },
     ];
     for case in cases {
         let mut runs = Vec::new();
         for run in 0..opts.runs {
-            let marker = format!("{}-{run}-{}", case.name.split(',').next().unwrap_or("x").replace(' ', ""), std::process::id());
+            let marker = format!(
+                "{}-{run}-{}",
+                case.name.split(',').next().unwrap_or("x").replace(' ', ""),
+                std::process::id()
+            );
             let marker = marker.replace(['(', ')'], "");
-            let mut r = child(&["syslog", &case.address, case.rate, case.seconds, &marker, case.udp_rate])?;
+            let mut r = child(&[
+                "syslog",
+                &case.address,
+                case.rate,
+                case.seconds,
+                &marker,
+                case.udp_rate,
+            ])?;
             let received = collector.count_settled(&marker).await as f64;
             let sent = get(&r, "sent");
             let written = get(&r, "written");
@@ -550,7 +689,11 @@ async fn syslog_figures(opts: &Opts, summary: &mut Vec<(String, String, String)>
         }
         summary.push((
             format!("syslog {}: delivered/s; lost", case.name),
-            format!("{}; {}", fmt_range(med(&runs, "delivered_rate"), "/s"), fmt_range(med(&runs, "lost_total"), "")),
+            format!(
+                "{}; {}",
+                fmt_range(med(&runs, "delivered_rate"), "/s"),
+                fmt_range(med(&runs, "lost_total"), "")
+            ),
             case.goal.into(),
         ));
     }
@@ -602,26 +745,43 @@ async fn reconnect_figure(summary: &mut Vec<(String, String, String)>) -> anyhow
     );
     summary.push((
         "syslog TCP: restart → first held line filed; lost".into(),
-        format!("{} ms (rsyslogd up in {} ms); {}", reconnect.as_millis(), listening.as_millis(), sent - received),
+        format!(
+            "{} ms (rsyslogd up in {} ms); {}",
+            reconnect.as_millis(),
+            listening.as_millis(),
+            sent - received
+        ),
         "≤ 1 s, held meanwhile".into(),
     ));
     Ok(())
 }
 
 /// `concurrency` clients sending TTL updates (each logs 2–3 lines) for `dur`.
-async fn http_load(agent: &Agent, concurrency: usize, dur: Duration) -> anyhow::Result<(f64, Duration, Duration)> {
+async fn http_load(
+    agent: &Agent,
+    concurrency: usize,
+    dur: Duration,
+) -> anyhow::Result<(f64, Duration, Duration)> {
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     let start = Instant::now();
     for c in 0..concurrency {
-        let req = agent.request(reqwest::Method::PUT, &format!("/v1/agent/check/update/ttl-{c}"));
+        let req = agent.request(
+            reqwest::Method::PUT,
+            &format!("/v1/agent/check/update/ttl-{c}"),
+        );
         let stop = stop.clone();
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                let status = if i % 2 == 0 { "warning" } else { "passing" };
-                let body = json!({"Status": status, "Output": format!("run {i}: disk 91% full")}).to_string();
+                let status = if i.is_multiple_of(2) {
+                    "warning"
+                } else {
+                    "passing"
+                };
+                let body = json!({"Status": status, "Output": format!("run {i}: disk 91% full")})
+                    .to_string();
                 let t = Instant::now();
                 let ok = req.try_clone().map(|r| r.body(body));
                 if let Some(r) = ok {
@@ -643,10 +803,17 @@ async fn http_load(agent: &Agent, concurrency: usize, dur: Duration) -> anyhow::
     }
     let elapsed = start.elapsed();
     all.sort();
-    Ok((all.len() as f64 / elapsed.as_secs_f64(), percentile(&all, 0.5), percentile(&all, 0.99)))
+    Ok((
+        all.len() as f64 / elapsed.as_secs_f64(),
+        percentile(&all, 0.5),
+        percentile(&all, 0.99),
+    ))
 }
 
-async fn http_figures(opts: &Opts, summary: &mut Vec<(String, String, String)>) -> anyhow::Result<()> {
+async fn http_figures(
+    opts: &Opts,
+    summary: &mut Vec<(String, String, String)>,
+) -> anyhow::Result<()> {
     let mut collector = Collector::start().await?;
     let logs = Workdir::new("logbench-http")?;
     let tcp = format!("tcp://127.0.0.1:{}", collector.tcp);
@@ -671,21 +838,34 @@ async fn http_figures(opts: &Opts, summary: &mut Vec<(String, String, String)>) 
         }
         agents.push((*name, agent));
     }
-    let mut results: Vec<(&str, Vec<(f64, Duration, Duration)>)> = configs.iter().map(|(n, _)| (*n, Vec::new())).collect();
+    // Per configuration: (req/s, p50, p99) of each run.
+    type Runs = Vec<(f64, Duration, Duration)>;
+    let mut results: Vec<(&str, Runs)> = configs.iter().map(|(n, _)| (*n, Vec::new())).collect();
     let dur = Duration::from_secs(5);
     // Interleaved: off, debug, stalled, off, debug, stalled, ...
     for _ in 0..opts.runs.max(1) {
         for (i, (name, agent)) in agents.iter().enumerate() {
             wait_quiet();
             if *name == "stalled" {
-                collector.process.as_mut().context("rsyslogd")?.signal(libc::SIGSTOP)?;
+                collector
+                    .process
+                    .as_mut()
+                    .context("rsyslogd")?
+                    .signal(libc::SIGSTOP)?;
             }
             let r = http_load(agent, 4, dur).await;
             if *name == "stalled" {
-                collector.process.as_mut().context("rsyslogd")?.signal(libc::SIGCONT)?;
+                collector
+                    .process
+                    .as_mut()
+                    .context("rsyslogd")?
+                    .signal(libc::SIGCONT)?;
             }
             let r = r?;
-            println!("http {name}: {:.0} req/s, p50 {:?}, p99 {:?}", r.0, r.1, r.2);
+            println!(
+                "http {name}: {:.0} req/s, p50 {:?}, p99 {:?}",
+                r.0, r.1, r.2
+            );
             results[i].1.push(r);
         }
     }
@@ -704,8 +884,15 @@ async fn http_figures(opts: &Opts, summary: &mut Vec<(String, String, String)>) 
         let rps = median(v, |r| r.0);
         summary.push((
             format!("HTTP TTL updates, 4 clients, logging {name}: req/s; p50 / p99"),
-            format!("{rps:.0}; {p50:.2} / {p99:.2} ms ({:+.0} % p99)", (p99 / base99 - 1.0) * 100.0),
-            if *name == "off" { "-".into() } else { "p99 within 10 % of off".into() },
+            format!(
+                "{rps:.0}; {p50:.2} / {p99:.2} ms ({:+.0} % p99)",
+                (p99 / base99 - 1.0) * 100.0
+            ),
+            if *name == "off" {
+                "-".into()
+            } else {
+                "p99 within 10 % of off".into()
+            },
         ));
     }
     println!("the stalled agent reported dropped lines: {stalled_dropped}");
