@@ -11,6 +11,10 @@ PACKAGES=(
   dnsutils                 # dig, for the DNS suites
   curl                     # scripts and manual checks
   jq                       # scripts/test.sh reads cargo's JSON with it
+  clang                    # C plugins (scripts/build-plugins.sh, sdk/c)
+  lld                      # wasm-ld for C plugins
+  wasi-libc                # libc for wasm32-wasi C plugins
+  libclang-rt-dev-wasm32   # compiler-rt builtins for wasm32
   rsyslog                  # the real syslog daemon of tests/tests/logging.rs and deploy.rs
   systemd                  # systemd-analyze verify, for deploy/verify.sh
   python3-yaml             # deploy/verify.sh parses the compose file with it

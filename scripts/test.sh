@@ -24,6 +24,13 @@ if [ ! -x "$TRIBUNE_BIN" ]; then
 fi
 export TRIBUNE_BIN
 
+# WASM plugins (first-party, fixtures, one example per SDK language) for the plugin
+# suites, compiled once into a cache their agents share.
+export TRIBUNE_PLUGIN_DIR="${TRIBUNE_PLUGIN_DIR:-$HOME/.cache/tribune-plugins/components}"
+export TRIBUNE_PLUGIN_CACHE="${TRIBUNE_PLUGIN_CACHE:-$HOME/.cache/tribune-plugins/compiled}"
+echo "==> scripts/build-plugins.sh"
+bash scripts/build-plugins.sh
+
 if [ "$#" -eq 0 ]; then
   set -- --workspace
 fi

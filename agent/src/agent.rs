@@ -124,6 +124,21 @@ pub async fn run(cfg: RuntimeConfig, flags: AgentFlags) -> anyhow::Result<()> {
         rpc.clone(),
         updates_tx,
     ));
+    // WASM plugins: loaded before any service or check, so tag rewriters see persisted
+    // and config services and `wasm` checks find their plugin. Compiled components are
+    // cached under data_dir, so a restart does not compile again.
+    let mut plugin_opts = crate::plugins::HostOptions::new(&cfg.node_name, cfg.data_dir.as_deref());
+    plugin_opts.kv = Some(store.clone() as Arc<dyn crate::plugins::KvSource>);
+    let plugins = crate::plugins::Plugins::new(plugin_opts)
+        .map_err(anyhow::Error::msg)
+        .context("cannot start the plugin host")?;
+    {
+        let (host, configs) = (plugins.clone(), cfg.plugins.clone());
+        tokio::task::spawn_blocking(move || host.reload(&configs))
+            .await
+            .context("loading plugins failed")?;
+    }
+    local.set_plugins(plugins.clone());
     match local.load_persisted() {
         Ok(0) => {}
         Ok(n) => {
@@ -253,6 +268,29 @@ pub async fn run(cfg: RuntimeConfig, flags: AgentFlags) -> anyhow::Result<()> {
         shutdown.child_token(),
     ));
 
+    // Leader changes, for event hooks.
+    {
+        let (rpc, plugins, stop) = (rpc.clone(), plugins.clone(), shutdown.child_token());
+        tracker.spawn(async move {
+            // Client agents run no Raft: they learn of leaders elsewhere.
+            let Some(mut metrics) = rpc.raft().map(|r| r.metrics()) else {
+                return;
+            };
+            let mut last: Option<String> = None;
+            loop {
+                let leader = rpc.leader_addr();
+                if leader != last {
+                    plugins.leader_changed(leader.as_deref().unwrap_or(""));
+                    last = leader;
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    changed = metrics.changed() => if changed.is_err() { return },
+                }
+            }
+        });
+    }
+
     print_banner(&cfg, &node_id, &http_addrs, &rpc_addr);
     tracing::info!(target: "agent", node = %cfg.node_name, datacenter = %cfg.datacenter,
         startup_ms = started.elapsed().as_millis() as u64, "Agent started.");
@@ -292,6 +330,9 @@ pub async fn run(cfg: RuntimeConfig, flags: AgentFlags) -> anyhow::Result<()> {
     notify_systemd("STOPPING=1");
     http_shutdown.cancel();
     local.stop_checks();
+    if let Some(p) = local.plugins() {
+        p.shutdown();
+    }
     if leave {
         if let Err(e) = cluster.lan.leave(Duration::from_secs(5)).await {
             tracing::warn!(target: "gossip", error = %e, "Leaving the LAN pool failed.");
@@ -326,7 +367,7 @@ fn runner_options(cfg: &RuntimeConfig) -> RunnerOptions {
     }
 }
 
-/// Re-reads the configuration: services, checks and the log level (compat §14.4).
+/// Re-reads the configuration: services, checks, plugins and the log level (compat §14.4).
 fn reload(
     flags: &AgentFlags,
     local: &LocalAgent,
@@ -337,6 +378,15 @@ fn reload(
         tracing::warn!(target: "agent", "{w}");
     }
     log.set_level(&cfg.log_level).map_err(|e| e.to_string())?;
+    // Plugins first, so re-registered config services meet the new tag rewriters. A plugin
+    // that fails to load is listed as failed (GET /v1/agent/plugins); the reload goes on.
+    if let Some(plugins) = local.plugins() {
+        let failed = plugins.reload(&cfg.plugins);
+        if !failed.is_empty() {
+            tracing::warn!(target: "agent", failed = failed.len(),
+                "Some plugins failed to load; see GET /v1/agent/plugins.");
+        }
+    }
     let errors = local.replace_config_entries(&cfg.services, &cfg.checks);
     if let Some(e) = errors.first() {
         return Err(e.to_string());

@@ -29,6 +29,7 @@ mod keyring;
 mod kv;
 mod members;
 mod operator;
+mod plugin;
 mod services;
 mod table;
 mod ui;
@@ -119,6 +120,12 @@ enum Cmd {
     Monitor,
     Operator,
     OperatorRaft,
+    Plugin,
+    PluginBench,
+    PluginInspect,
+    PluginList,
+    PluginPack,
+    PluginRun,
     RaftListPeers,
     RaftRemovePeer,
     Reload,
@@ -255,6 +262,36 @@ const COMMANDS: &[Entry] = &[
         name: "operator raft remove-peer",
         cmd: Cmd::RaftRemovePeer,
         synopsis: "Remove a server from the Raft configuration",
+    },
+    Entry {
+        name: "plugin",
+        cmd: Cmd::Plugin,
+        synopsis: "Inspect, run and list WASM plugins",
+    },
+    Entry {
+        name: "plugin bench",
+        cmd: Cmd::PluginBench,
+        synopsis: "Measures a plugin's cost per call, load time and memory",
+    },
+    Entry {
+        name: "plugin inspect",
+        cmd: Cmd::PluginInspect,
+        synopsis: "Shows a plugin's kind, contract, SDK and capabilities",
+    },
+    Entry {
+        name: "plugin list",
+        cmd: Cmd::PluginList,
+        synopsis: "Lists the plugins loaded by the agent",
+    },
+    Entry {
+        name: "plugin pack",
+        cmd: Cmd::PluginPack,
+        synopsis: "Embeds a plugin.toml manifest into a component",
+    },
+    Entry {
+        name: "plugin run",
+        cmd: Cmd::PluginRun,
+        synopsis: "Runs a plugin once and prints the result",
     },
     Entry {
         name: "reload",
@@ -439,9 +476,19 @@ async fn run_command(cmd: Cmd, args: &[String], ui: &mut Ui<'_>) -> i32 {
         Cmd::Keyring => keyring::run(args, ui).await,
         Cmd::RaftListPeers => operator::list_peers(args, ui).await,
         Cmd::RaftRemovePeer => operator::remove_peer(args, ui).await,
+        Cmd::PluginList => plugin::list(args, ui).await,
+        Cmd::PluginBench => plugin::bench(args, ui).await,
+        Cmd::PluginInspect => plugin::inspect(args, ui).await,
+        Cmd::PluginRun => plugin::run(args, ui).await,
+        Cmd::PluginPack => plugin::pack(args, ui).await,
         // A parent on its own (or with an unknown subcommand) prints its help and fails,
         // as Consul's `RunResultHelp` does.
-        Cmd::Catalog | Cmd::Kv | Cmd::Services | Cmd::Operator | Cmd::OperatorRaft => {
+        Cmd::Catalog
+        | Cmd::Kv
+        | Cmd::Services
+        | Cmd::Operator
+        | Cmd::OperatorRaft
+        | Cmd::Plugin => {
             ui.error(command_help(cmd));
             1
         }
@@ -499,6 +546,12 @@ fn command_help(cmd: Cmd) -> String {
         Cmd::Keyring => keyring::help(),
         Cmd::RaftListPeers => operator::list_peers_help(),
         Cmd::RaftRemovePeer => operator::remove_peer_help(),
+        Cmd::PluginList => plugin::list_help(),
+        Cmd::PluginBench => plugin::bench_help(),
+        Cmd::PluginInspect => plugin::inspect_help(),
+        Cmd::PluginRun => plugin::run_help(),
+        Cmd::PluginPack => plugin::pack_help(),
+        Cmd::Plugin => PLUGIN_HELP.trim().to_string(),
         Cmd::Catalog => CATALOG_HELP.trim().to_string(),
         Cmd::Kv => KV_HELP.trim().to_string(),
         Cmd::Services => SERVICES_HELP.trim().to_string(),
@@ -521,6 +574,13 @@ fn command_help(cmd: Cmd) -> String {
     }
     text
 }
+
+const PLUGIN_HELP: &str = "
+Usage: tribune plugin <subcommand> [options] [args]
+
+  This command has subcommands for WASM plugins: inspect a component file,
+  run it once, embed its manifest, or list the plugins a running agent loaded.
+";
 
 const CATALOG_HELP: &str = "
 Usage: tribune catalog <subcommand> [options] [args]

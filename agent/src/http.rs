@@ -15,6 +15,7 @@ mod keyring;
 mod kv;
 mod misc;
 mod monitor;
+mod plugins;
 mod query;
 mod routes;
 mod session;

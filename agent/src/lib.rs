@@ -12,6 +12,7 @@
 //! - [`checks`]: HTTP, TCP, TTL, gRPC and script checks with flap damping.
 //! - [`gossip`]: the LAN/WAN member pools: foca (SWIM) with encrypted UDP+TCP transport,
 //!   keyring, member metadata, user events, leave and failure detection.
+//! - [`plugins`]: the sandboxed WebAssembly host for check, tag-rewrite and event-hook plugins.
 //! - [`http`]: Consul's `/v1/` API: one route table, token resolution, blocking queries.
 //! - [`filter`]: the `?filter=` expression language.
 //! - [`acl`]: token resolution and the authorizer every handler asks.
@@ -33,6 +34,7 @@ pub mod gossip;
 pub mod http;
 pub mod local;
 pub mod logging;
+pub mod plugins;
 pub mod raft;
 pub mod rpc;
 pub mod state;

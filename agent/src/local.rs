@@ -107,6 +107,8 @@ pub struct LocalAgent {
     /// Held from taking the snapshot to renaming the file, so concurrent registrations
     /// neither share the temporary file nor let an older snapshot overwrite a newer one.
     persist_lock: Mutex<()>,
+    /// The WASM plugin host: tag rewriters and event hooks (`set_plugins`).
+    plugins: Mutex<Option<crate::plugins::Plugins>>,
 }
 
 /// The on-disk shape of API-registered entries (versioned).
@@ -152,6 +154,7 @@ impl LocalAgent {
             sync: Notify::new(),
             events: EventBuffer::default(),
             persist_lock: Mutex::new(()),
+            plugins: Mutex::new(None),
         }
     }
 
@@ -161,6 +164,19 @@ impl LocalAgent {
 
     pub fn events(&self) -> &EventBuffer {
         &self.events
+    }
+
+    /// Hands the WASM plugin host to local state: `wasm` checks run on it, tag rewriters
+    /// see every service registered from now on, event hooks hear what happens here.
+    pub fn set_plugins(&self, plugins: crate::plugins::Plugins) {
+        self.runner.set_plugins(plugins.clone());
+        *self.events.plugins.lock() = Some(plugins.clone());
+        *self.plugins.lock() = Some(plugins);
+    }
+
+    /// The plugin host, if the agent has one.
+    pub fn plugins(&self) -> Option<crate::plugins::Plugins> {
+        self.plugins.lock().clone()
     }
 
     /// Loads the services and checks registered over the API before the last shutdown.
@@ -279,7 +295,7 @@ impl LocalAgent {
         }
         validate_service(&def)?;
         let weights = def.weights.clone().unwrap_or_default();
-        let service = Service {
+        let mut service = Service {
             node: self.node.node_name.clone(),
             kind: def.kind.clone(),
             id: def.id.clone(),
@@ -307,6 +323,10 @@ impl LocalAgent {
             create_index: 0,
             modify_index: 0,
         };
+        // Tag rewriters (WASM plugins) relabel the service before anything stores it.
+        if let Some(p) = self.plugins() {
+            p.rewrite_catalog_service(&mut service);
+        }
         // Service checks: IDs `service:<id>` or `service:<id>:<n>`.
         let defs: Vec<CheckDefinition> =
             def.check.iter().chain(def.checks.iter()).cloned().collect();
@@ -380,6 +400,9 @@ impl LocalAgent {
             self.persist();
         }
         self.sync.notify_one();
+        if let Some(p) = self.plugins() {
+            p.service_registered(&service);
+        }
         Ok(())
     }
 
@@ -452,6 +475,9 @@ impl LocalAgent {
             for cid in ids {
                 st.checks.remove(&cid);
                 self.runner.remove(&cid);
+            }
+            if let Some(p) = self.plugins() {
+                p.service_deregistered(&s.service);
             }
             s.source
         };
@@ -561,6 +587,7 @@ impl LocalAgent {
             if !status_changed && !output_changed {
                 return;
             }
+            let previous_status = c.check.status.clone();
             if status_changed {
                 tracing::info!(target: "checks", check = %u.check_id, status, "Check status changed.");
                 c.critical_since = (u.status == Status::Critical).then(Instant::now);
@@ -572,6 +599,11 @@ impl LocalAgent {
             }
             c.check.status = status.to_string();
             c.check.output = u.output;
+            if status_changed {
+                if let Some(p) = self.plugins() {
+                    p.check_status_changed(&c.check, &previous_status);
+                }
+            }
             if c.source == Source::Api && c.check.check_type == "ttl" {
                 persist = true;
             }
@@ -1090,6 +1122,8 @@ pub struct EventBuffer {
     ring: Mutex<VecDeque<UserEvent>>,
     index: tokio::sync::watch::Sender<u64>,
     ltime: AtomicU64,
+    /// Event hooks hear every event pushed here.
+    plugins: Mutex<Option<crate::plugins::Plugins>>,
 }
 
 impl Default for EventBuffer {
@@ -1098,6 +1132,7 @@ impl Default for EventBuffer {
             ring: Mutex::new(VecDeque::new()),
             index: tokio::sync::watch::channel(1).0,
             ltime: AtomicU64::new(0),
+            plugins: Mutex::new(None),
         }
     }
 }
@@ -1117,6 +1152,9 @@ impl EventBuffer {
             r.push_back(ev.clone());
         }
         self.index.send_replace(idx);
+        if let Some(p) = self.plugins.lock().as_ref() {
+            p.user_event(&ev);
+        }
         ev
     }
 

@@ -6,8 +6,9 @@
 //! - TTL checks run a timer that `update_ttl` resets; on expiry the check turns critical
 //!   with `TTL expired` (plus the last output), once, until the next update. TTL updates are
 //!   the application's word and skip flap damping, as in Consul.
-//! - Alias and WASM checks are accepted but not run yet: each reports critical once, with
-//!   an output saying so.
+//! - Alias checks are accepted but not run yet: they report critical once, with an output
+//!   saying so. WASM checks run on the plugin host (`set_plugins`) like interval checks;
+//!   without a host they report critical once.
 //!
 //! An update is emitted only when the status or the output differs from the previous
 //! update for that check. Emission happens under the runner's lock and only for the
@@ -69,6 +70,9 @@ struct Inner {
     stagger: fn(Duration) -> Duration,
     tracker: TaskTracker,
     state: Mutex<State>,
+    /// The WASM plugin host, once the agent sets one (`wasm` checks report
+    /// `WASM_UNSUPPORTED` until then).
+    plugins: Mutex<Option<crate::plugins::Plugins>>,
 }
 
 #[derive(Default)]
@@ -115,6 +119,7 @@ pub(crate) enum Probe {
     Udp(UdpProbe),
     Grpc(GrpcProbe),
     Script(ScriptProbe),
+    Wasm(Box<crate::plugins::CheckProbe>),
     /// Says on `started` that it runs, then returns queued outcomes in order, then never
     /// returns again.
     #[cfg(test)]
@@ -132,6 +137,18 @@ impl Probe {
             Probe::Udp(p) => p.run(clock).await,
             Probe::Grpc(p) => p.run(clock).await,
             Probe::Script(p) => p.run(clock).await,
+            Probe::Wasm(p) => {
+                let o = p.run().await;
+                let status = match o.status {
+                    crate::plugins::CheckStatus::Passing => Status::Passing,
+                    crate::plugins::CheckStatus::Warning => Status::Warning,
+                    crate::plugins::CheckStatus::Critical => Status::Critical,
+                };
+                Outcome {
+                    status,
+                    output: o.output,
+                }
+            }
             #[cfg(test)]
             Probe::Scripted { queue, started } => {
                 let _ = started.send(());
@@ -255,6 +272,57 @@ pub(crate) fn plan(
         })),
         CheckType::Alias => Plan::Fixed(Outcome::critical(ALIAS_UNSUPPORTED)),
         CheckType::Wasm => Plan::Fixed(Outcome::critical(WASM_UNSUPPORTED)),
+    }
+}
+
+/// A `wasm` check on the plugin host: an interval check like HTTP and TCP (same floor,
+/// same flap damping), timed out by the host at the check's `timeout`.
+fn wasm_plan(
+    check_id: &str,
+    def: &CheckDefinition,
+    opts: &RunnerOptions,
+    host: crate::plugins::Plugins,
+) -> Plan {
+    let Some(wasm) = &def.wasm else {
+        return Plan::Fixed(Outcome::critical(WASM_UNSUPPORTED));
+    };
+    let timeout = match def.timeout {
+        Some(t) if !t.is_zero() => t.0,
+        _ => DEFAULT_TIMEOUT,
+    };
+    let max_output = effective_max_output(opts.output_max_size, def.output_max_size);
+    let probe = match crate::plugins::CheckProbe::new(
+        host,
+        check_id,
+        &def.service_id,
+        wasm,
+        timeout,
+        max_output,
+    ) {
+        Ok(p) => p,
+        Err(msg) => return Plan::Fixed(Outcome::critical(msg)),
+    };
+    let configured = def.interval.map(|d| d.0).unwrap_or_default();
+    let interval = if configured < MIN_INTERVAL {
+        warn!(
+            target: "checks",
+            check_id,
+            interval = %format_go_duration(configured),
+            minimum = %format_go_duration(MIN_INTERVAL),
+            "Check interval is below the minimum; using the minimum."
+        );
+        MIN_INTERVAL
+    } else {
+        configured
+    };
+    Plan::Interval {
+        interval,
+        damper: Damper::new(
+            def.success_before_passing,
+            def.failures_before_warning,
+            def.failures_before_critical,
+        ),
+        probe: Probe::Wasm(Box::new(probe)),
     }
 }
 
@@ -461,8 +529,18 @@ impl Runner {
                 stagger,
                 tracker: TaskTracker::new(),
                 state: Mutex::new(State::default()),
+                plugins: Mutex::new(None),
             }),
         }
+    }
+
+    /// Gives the runner the plugin host that runs `wasm` checks registered from now on.
+    pub fn set_plugins(&self, plugins: crate::plugins::Plugins) {
+        *self
+            .inner
+            .plugins
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(plugins);
     }
 
     /// Starts (or restarts with a new definition) the check; replaces an existing one with
@@ -474,7 +552,16 @@ impl Runner {
         from_config: bool,
     ) -> Result<CheckType, CheckError> {
         let kind = validate(def, &self.inner.opts, from_config)?;
-        let plan = plan(check_id, kind, def, &self.inner.opts);
+        let host = self
+            .inner
+            .plugins
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let plan = match (kind, host) {
+            (CheckType::Wasm, Some(host)) => wasm_plan(check_id, def, &self.inner.opts, host),
+            _ => plan(check_id, kind, def, &self.inner.opts),
+        };
         self.start(check_id, kind, plan);
         Ok(kind)
     }

@@ -867,6 +867,15 @@ impl Builder<'_> {
                 ));
                 continue;
             }
+            // Grants, limits, kind and events are the plugin host's to define.
+            for problem in crate::plugins::check_config(&located.item) {
+                self.errors.push(ConfigError::new(
+                    located.file.as_deref(),
+                    format!("{}.{}", located.path, problem.key),
+                    problem.value.as_ref().map(render_value),
+                    problem.message,
+                ));
+            }
             out.push(located.item);
         }
         out

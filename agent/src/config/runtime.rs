@@ -389,6 +389,9 @@ pub struct PluginConfig {
     pub grants: BTreeMap<String, Value>,
     /// Per-call limits (fuel, memory, output size, ...).
     pub limits: BTreeMap<String, Value>,
+    /// Event hooks: the event kinds to receive (`None`: what the plugin's manifest
+    /// subscribes to).
+    pub events: Option<Vec<String>>,
 }
 
 impl fmt::Debug for PluginConfig {
@@ -400,6 +403,7 @@ impl fmt::Debug for PluginConfig {
             .field("config", &HiddenUnlessNull(&self.config))
             .field("grants", &self.grants)
             .field("limits", &self.limits)
+            .field("events", &self.events)
             .finish()
     }
 }

@@ -229,7 +229,7 @@ pub(crate) const TOP: &[Field] = &[
     ign("peering", Kind::Any, "cluster peering is not supported; the setting is ignored"),
     f("performance", Kind::Object(PERFORMANCE), "Raft and RPC timing."),
     f("pid_file", Kind::Path, "Write the agent's PID here."),
-    f("plugins", Kind::Plugins, "Tribune: WASM plugins to load (name, path, kind, config, grants, limits)."),
+    f("plugins", Kind::Plugins, "Tribune: WASM plugins to load (name, path, kind, config, grants, limits, events)."),
     f("ports", Kind::Object(PORTS), "Listener ports; -1 disables."),
     f("primary_datacenter", Kind::Str, "The ACL authority datacenter (= datacenter)."),
     ign("primary_gateways", Kind::StrList, NO_MESH),
@@ -1018,7 +1018,9 @@ impl Walk<'_> {
     }
 
     fn plugin(&mut self, v: &Value, p: &str) -> Option<PluginConfig> {
-        const KEYS: &[&str] = &["name", "path", "kind", "config", "grants", "limits"];
+        const KEYS: &[&str] = &[
+            "name", "path", "kind", "config", "grants", "limits", "events",
+        ];
         let Some(map) = v.as_object() else {
             self.type_error(p, v, false, "expected a plugin object");
             return None;
@@ -1063,6 +1065,25 @@ impl Walk<'_> {
         };
         let grants = object(self, "grants");
         let limits = object(self, "limits");
+        let events = match map.get("events") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(vec![s.clone()]),
+            Some(Value::Array(items)) if items.iter().all(Value::is_string) => Some(
+                items
+                    .iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect(),
+            ),
+            Some(other) => {
+                self.type_error(
+                    &join(p, "events"),
+                    other,
+                    false,
+                    "expected a list of event kinds",
+                );
+                None
+            }
+        };
         if self.errors.len() != before {
             return None;
         }
@@ -1073,6 +1094,7 @@ impl Walk<'_> {
             config: map.get("config").cloned().unwrap_or(Value::Null),
             grants,
             limits,
+            events,
         })
     }
 }

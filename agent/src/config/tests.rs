@@ -841,6 +841,43 @@ fn plugins_shape() {
     assert!(!format!("{c:?}").contains("s3cr3t"));
 }
 
+#[test]
+fn plugin_grants_limits_and_events_are_checked() {
+    let dir = dir_with(&[(
+        "p.json",
+        r#"{"data_dir": "/tmp/x", "plugins": [
+            {"name": "a", "path": "a.wasm", "kind": "checker",
+             "grants": {"htp": ["x"], "tcp": ["redis"]},
+             "limits": {"memory_mb": 0, "fuel": 10},
+             "events": ["service-registered", "reboot"]}
+        ]}"#,
+    )]);
+    let errors = errors_of(run_dir(&dir, &[]));
+    let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        vec![
+            "plugins[0].kind",
+            "plugins[0].limits.memory_mb",
+            "plugins[0].grants.htp",
+            "plugins[0].grants.tcp[0]",
+            "plugins[0].events[1]"
+        ],
+        "{errors}"
+    );
+    let dir = dir_with(&[(
+        "p.json",
+        r#"{"data_dir": "/tmp/x", "plugins": [{"name": "h", "path": "h.wasm",
+            "kind": "event-hook", "events": ["leader-changed"],
+            "grants": {"http": ["127.0.0.1:9000"]}, "limits": {"timeout": "2s"}}]}"#,
+    )]);
+    let (c, _) = run_dir(&dir, &[]).unwrap();
+    assert_eq!(
+        c.plugins[0].events.as_deref(),
+        Some(&["leader-changed".to_string()][..])
+    );
+}
+
 /// The golden file holds every key of the schema; it must load, and keep doing so.
 #[test]
 fn golden_full_config_loads() {

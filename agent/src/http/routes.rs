@@ -1,12 +1,12 @@
 //! Every `/v1/...` path, verb and handler, in one table (Consul's `agent/http_register.go`).
 
-use super::{agent, catalog, health, keyring, kv, misc, session, HttpState};
+use super::{agent, catalog, health, keyring, kv, misc, plugins, session, HttpState};
 use crate::structs::msg;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::{delete, get, put};
 use axum::Router;
 use http::{HeaderValue, Method, StatusCode};
 use std::sync::Arc;
@@ -49,6 +49,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
             get(agent::health_by_name),
         )
         .route("/v1/agent/version", get(agent::version))
+        .route("/v1/agent/plugins", get(plugins::list))
         .route("/v1/agent/monitor", get(super::monitor::monitor))
         // catalog
         .route("/v1/catalog/register", put(catalog::register))
@@ -94,6 +95,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
             "/v1/operator/raft/configuration",
             get(misc::raft_configuration),
         )
+        .route("/v1/operator/raft/peer", delete(misc::raft_remove_peer))
         .route(
             "/v1/operator/keyring",
             get(keyring::list)
