@@ -66,4 +66,12 @@ if [ ! -x "$TRIBUNE_BIN" ] || [ ! -x "$BENCH_BIN" ]; then
   exit 1
 fi
 export TRIBUNE_BIN
-exec "$BENCH_BIN" "$@"
+"$BENCH_BIN" "$@"
+
+# The logging figures (log call cost, file and syslog throughput, rotation,
+# reconnect, HTTP with logging on/off/stalled) follow when no figure was picked;
+# scripts/bench-logging.sh runs them alone. TRIBUNE_BENCH_SKIP_LOGGING=1 skips them.
+if [ "$#" -eq 0 ] && [ -z "${TRIBUNE_BENCH_SKIP_LOGGING:-}" ]; then
+  echo "==> scripts/bench-logging.sh"
+  scripts/bench-logging.sh
+fi

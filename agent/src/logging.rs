@@ -76,9 +76,10 @@ pub struct SinkStats {
     pub dropped: u64,
     /// Lines waiting in the queue now.
     pub queued: usize,
-    /// File rotations, and the time the file writer spent in each of the last ones.
+    /// File rotations, and for the last ones the time from the decision to rotate until
+    /// lines went to the new file (renaming and opening run off the writer's thread).
     pub rotations: u64,
-    pub rotation_stalls: Vec<Duration>,
+    pub rotation_times: Vec<Duration>,
 }
 
 /// The running logging system. Keep it for the life of the agent: it changes the level at

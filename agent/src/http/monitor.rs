@@ -2,9 +2,10 @@
 //! `?loglevel=` (default `info`, any of Consul's level names) and `?logjson` (present:
 //! JSON lines). `agent:read` on this node, as in Consul.
 //!
-//! The stream may be more verbose than the agent's `log_level`; it starts with the last
-//! lines logged, ends when the client goes away or the agent shuts down, and a client that
-//! reads too slowly loses lines (and is told so in the stream) instead of slowing the agent.
+//! The stream may be more verbose than the agent's `log_level`; it starts with the agent's
+//! recent warnings and errors, ends when the client goes away or the agent shuts down, and
+//! a client that reads too slowly loses lines (and is told so in the stream) instead of
+//! slowing the agent.
 
 use super::{ApiError, Ctx, HttpState};
 use crate::acl::{Access, Resource};

@@ -39,7 +39,7 @@ impl Sink for ConsoleSink {
         } else {
             format::text_line(&mut self.line, rec);
         }
-        redactor.scrub(&mut self.line);
+        redactor.scrub_record(rec, &mut self.line);
         self.out.extend_from_slice(&self.line);
         if self.out.len() >= FLUSH_AT {
             self.flush();

@@ -3,8 +3,9 @@
 //! by size (`log_rotate_bytes`) and by age (`log_rotate_duration`), keeps exactly
 //! `log_rotate_max_files` archives (0: all, -1: none) and gzips them when asked.
 //!
-//! The writer thread only renames and reopens (tens of microseconds); compressing and
-//! pruning run on a separate archiver thread. A file moved or deleted behind our back
+//! The writer thread never touches the file system's metadata: renaming and opening run
+//! on an opener thread (the writer keeps buffering lines meanwhile, each in the segment
+//! of the file it belongs to), compressing and pruning on an archiver thread. A file moved or deleted behind our back
 //! (logrotate without `copytruncate`, an operator's `rm`) is noticed within a second and
 //! reopened under its name. A write error (disk full) keeps the unwritten bytes up to a
 //! bound and retries; lines beyond it are dropped and counted.
@@ -112,22 +113,43 @@ impl Naming {
     }
 }
 
+/// Work for the opener thread: rename-and-reopen (rotation) or just reopen.
+enum Job {
+    Rotate(PathBuf),
+    Reopen,
+}
+
+/// A file opened for the writer: the file, its (device, inode), its size.
+type Opened = std::io::Result<(File, (u64, u64), u64)>;
+
 /// The file sink.
+///
+/// Lines are kept in segments, one per file they belong in: `segs[0]` goes to the open
+/// file, each later segment to a file not opened yet. Reaching the size limit starts a
+/// new segment; once `segs[0]` is written, the opener thread is asked to rename the file
+/// and open a new one, and until it answers the writer keeps buffering (never waiting).
 pub struct FileSink {
     path: PathBuf,
     naming: Naming,
     rotation: Rotation,
     json: bool,
+    /// None while the opener works (or after an open failed).
     file: Option<File>,
     /// (device, inode) of the open file.
     identity: (u64, u64),
+    /// Bytes in the file the last segment goes to.
     size: u64,
+    /// When the file of the last segment was started.
     opened: Instant,
-    out: Vec<u8>,
+    segs: std::collections::VecDeque<Vec<u8>>,
+    buffered: usize,
     line: Vec<u8>,
     last_check: Instant,
     last_nanos: u128,
-    archiver: crossbeam_channel::Sender<PathBuf>,
+    /// A request is with the opener: when it was made, and whether it rotates.
+    waiting: Option<(Instant, bool)>,
+    jobs: crossbeam_channel::Sender<Job>,
+    opened_rx: crossbeam_channel::Receiver<Opened>,
     counters: Arc<Counters>,
     failing: bool,
 }
@@ -144,14 +166,22 @@ impl FileSink {
         let naming = Naming::of(&path);
         std::fs::create_dir_all(&naming.dir)?;
         let (file, identity, size) = open_append(&path)?;
-        let (tx, rx) = crossbeam_channel::unbounded::<PathBuf>();
+        let (archive_tx, archive_rx) = crossbeam_channel::unbounded::<PathBuf>();
         let archiver = Archiver {
             naming: naming.clone(),
             rotation: rotation.clone(),
         };
         std::thread::Builder::new()
             .name("tribune-log-archive".into())
-            .spawn(move || archiver.run(rx))?;
+            .spawn(move || archiver.run(archive_rx))?;
+        let (jobs, jobs_rx) = crossbeam_channel::unbounded::<Job>();
+        let (opened_tx, opened_rx) = crossbeam_channel::unbounded::<Opened>();
+        let active = path.clone();
+        std::thread::Builder::new()
+            .name("tribune-log-open".into())
+            .spawn(move || opener(active, jobs_rx, opened_tx, archive_tx))?;
+        let mut segs = std::collections::VecDeque::new();
+        segs.push_back(Vec::with_capacity(FLUSH_AT * 2));
         Ok(FileSink {
             path,
             naming,
@@ -161,86 +191,115 @@ impl FileSink {
             identity,
             size,
             opened: Instant::now(),
-            out: Vec::with_capacity(FLUSH_AT * 2),
+            segs,
+            buffered: 0,
             line: Vec::with_capacity(512),
             last_check: Instant::now(),
             last_nanos: 0,
-            archiver: tx,
+            waiting: None,
+            jobs,
+            opened_rx,
             counters,
             failing: false,
         })
     }
 
-    /// Writes out the buffer; keeps what could not be written.
-    fn write_out(&mut self) {
-        if self.out.is_empty() {
-            return;
-        }
-        let Some(file) = self.file.as_mut() else {
+    /// Takes the file the opener prepared, if it is ready.
+    fn take_opened(&mut self) {
+        let Some((asked, rotating)) = self.waiting else {
             return;
         };
-        let mut done = 0;
-        while done < self.out.len() {
-            match file.write(&self.out[done..]) {
-                Ok(0) => break,
-                Ok(n) => done += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    if !self.failing {
-                        self.failing = true;
-                        tracing::error!(target: "agent", path = %self.path.display(), error = %e,
-                            "Cannot write the log file; keeping lines in memory and retrying.");
-                    }
-                    break;
-                }
-            }
-        }
-        self.out.drain(..done);
-        if self.out.is_empty() && self.failing {
-            self.failing = false;
-            tracing::info!(target: "agent", path = %self.path.display(), "Writing the log file again.");
-        }
-    }
-
-    /// Renames the active file to a new archive and opens a fresh one.
-    fn rotate(&mut self) {
-        let started = Instant::now();
-        self.write_out();
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-            .max(self.last_nanos + 1);
-        self.last_nanos = nanos;
-        let archive = self.naming.archive(nanos);
-        self.file = None;
-        if let Err(e) = std::fs::rename(&self.path, &archive) {
-            tracing::error!(target: "agent", path = %self.path.display(), error = %e, "Cannot rotate the log file.");
-        } else {
-            let _ = self.archiver.send(archive);
-        }
-        self.reopen();
-        self.counters.note_rotation(started.elapsed());
-    }
-
-    fn reopen(&mut self) {
-        self.file = None;
-        match open_append(&self.path) {
+        let Ok(result) = self.opened_rx.try_recv() else {
+            return;
+        };
+        self.waiting = None;
+        match result {
             Ok((f, id, size)) => {
                 self.file = Some(f);
                 self.identity = id;
-                self.size = size;
+                if self.segs.len() == 1 {
+                    self.size = size + self.segs[0].len() as u64;
+                }
+                if rotating {
+                    self.counters.note_rotation(asked.elapsed());
+                }
             }
             Err(e) => {
                 if !self.failing {
                     self.failing = true;
                     tracing::error!(target: "agent", path = %self.path.display(), error = %e,
-                        "Cannot open the log file; retrying.");
+                        "Cannot open the log file; keeping lines in memory and retrying.");
                 }
-                self.size = 0;
             }
         }
-        self.opened = Instant::now();
+    }
+
+    /// Asks the opener for a new file: after renaming the current one if `rotate`.
+    fn request(&mut self, rotate: bool) {
+        if self.waiting.is_some() {
+            return;
+        }
+        self.file = None;
+        let job = if rotate {
+            let nanos = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+                .max(self.last_nanos + 1);
+            self.last_nanos = nanos;
+            Job::Rotate(self.naming.archive(nanos))
+        } else {
+            Job::Reopen
+        };
+        if self.jobs.send(job).is_ok() {
+            self.waiting = Some((Instant::now(), rotate));
+        }
+    }
+
+    /// Writes what it can: the first segment to the open file and, once that is done
+    /// and a later segment waits, asks for the next file.
+    fn write_out(&mut self) {
+        loop {
+            self.take_opened();
+            // Without a file (the opener is busy, or failed and `tick` retries) the
+            // lines stay buffered.
+            let Some(file) = self.file.as_mut() else {
+                return;
+            };
+            let seg = &mut self.segs[0];
+            let mut done = 0;
+            let mut error = None;
+            while done < seg.len() {
+                match file.write(&seg[done..]) {
+                    Ok(0) => break,
+                    Ok(n) => done += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        error = Some(e);
+                        break;
+                    }
+                }
+            }
+            seg.drain(..done);
+            self.buffered -= done;
+            if let Some(e) = error {
+                if !self.failing {
+                    self.failing = true;
+                    tracing::error!(target: "agent", path = %self.path.display(), error = %e,
+                        "Cannot write the log file; keeping lines in memory and retrying.");
+                }
+                return;
+            }
+            if self.failing {
+                self.failing = false;
+                tracing::info!(target: "agent", path = %self.path.display(), "Writing the log file again.");
+            }
+            if self.segs.len() == 1 {
+                return;
+            }
+            self.segs.pop_front();
+            self.request(true);
+        }
     }
 
     /// Whether the active path still names the open file.
@@ -250,12 +309,45 @@ impl FileSink {
             Err(_) => false,
         }
     }
+
+    /// Starts a new segment: the lines from here on go to the next file.
+    fn cut(&mut self) {
+        self.segs.push_back(Vec::with_capacity(FLUSH_AT));
+        self.size = 0;
+        self.opened = Instant::now();
+    }
 }
 
-fn open_append(path: &Path) -> std::io::Result<(File, (u64, u64), u64)> {
+fn open_append(path: &Path) -> Opened {
     let f = OpenOptions::new().create(true).append(true).open(path)?;
     let m = f.metadata()?;
     Ok((f, (m.dev(), m.ino()), m.len()))
+}
+
+/// The opener thread: renames and opens on the writer's behalf, so a slow file system
+/// (a journal commit, a directory busy with an unlink) never holds the writer.
+fn opener(
+    path: PathBuf,
+    jobs: crossbeam_channel::Receiver<Job>,
+    opened: crossbeam_channel::Sender<Opened>,
+    archives: crossbeam_channel::Sender<PathBuf>,
+) {
+    super::sink::lower_priority();
+    while let Ok(job) = jobs.recv() {
+        if let Job::Rotate(archive) = job {
+            match std::fs::rename(&path, &archive) {
+                Ok(()) => {
+                    let _ = archives.send(archive);
+                }
+                Err(e) => {
+                    tracing::error!(target: "agent", path = %path.display(), error = %e, "Cannot rotate the log file.");
+                }
+            }
+        }
+        if opened.send(open_append(&path)).is_err() {
+            return;
+        }
+    }
 }
 
 impl Sink for FileSink {
@@ -270,20 +362,24 @@ impl Sink for FileSink {
         } else {
             format::text_line(&mut self.line, rec);
         }
-        redactor.scrub(&mut self.line);
-        let len = self.line.len() as u64;
-        if self.rotation.bytes > 0 && self.size > 0 && self.size + len > self.rotation.bytes {
-            self.rotate();
-        }
-        if self.out.len() + self.line.len() > MAX_BACKLOG {
+        redactor.scrub_record(rec, &mut self.line);
+        let len = self.line.len();
+        if self.buffered + len > MAX_BACKLOG {
             self.write_out();
-            if self.out.len() + self.line.len() > MAX_BACKLOG {
+            if self.buffered + len > MAX_BACKLOG {
                 return Outcome::Dropped;
             }
         }
-        self.out.extend_from_slice(&self.line);
-        self.size += len;
-        if self.out.len() >= FLUSH_AT {
+        if self.rotation.bytes > 0 && self.size > 0 && self.size + len as u64 > self.rotation.bytes
+        {
+            self.cut();
+        }
+        if let Some(seg) = self.segs.back_mut() {
+            seg.extend_from_slice(&self.line);
+        }
+        self.buffered += len;
+        self.size += len as u64;
+        if self.segs[0].len() >= FLUSH_AT || self.segs.len() > 1 {
             self.write_out();
         }
         Outcome::Written
@@ -294,26 +390,37 @@ impl Sink for FileSink {
     }
 
     fn tick(&mut self) {
-        if self.file.is_none() {
-            self.reopen();
+        if self.file.is_none() && self.waiting.is_none() {
+            // The last open failed: try again.
+            self.request(false);
         }
         if let Some(every) = self.rotation.every {
             if self.size > 0 && self.opened.elapsed() >= every {
-                self.rotate();
+                self.cut();
             }
         }
-        if self.last_check.elapsed() >= REOPEN_CHECK {
+        if self.file.is_some() && self.last_check.elapsed() >= REOPEN_CHECK {
             self.last_check = Instant::now();
             if !self.still_ours() {
                 self.write_out();
-                self.reopen();
+                if self.segs.len() == 1 {
+                    self.request(false);
+                }
             }
         }
         self.write_out();
     }
 
     fn close(&mut self) {
-        self.write_out();
+        let deadline = Instant::now() + Duration::from_secs(1);
+        loop {
+            self.write_out();
+            let done = self.buffered == 0 || Instant::now() >= deadline;
+            if done {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
         if let Some(f) = &self.file {
             let _ = f.sync_data();
         }
@@ -328,6 +435,7 @@ struct Archiver {
 
 impl Archiver {
     fn run(self, rx: crossbeam_channel::Receiver<PathBuf>) {
+        super::sink::lower_priority();
         // Archives left uncompressed by an earlier run are handled at start too.
         self.prune();
         if self.rotation.compress {
@@ -378,6 +486,11 @@ impl Archiver {
         let excess = archives.len().saturating_sub(keep);
         for (_, paths) in archives.into_iter().take(excess) {
             for p in paths {
+                // Freeing the blocks happens under the file's own lock, so the directory
+                // (and a rename the opener does in it) is held only for a moment.
+                if let Ok(f) = OpenOptions::new().write(true).open(&p) {
+                    let _ = f.set_len(0);
+                }
                 if let Err(e) = std::fs::remove_file(&p) {
                     if e.kind() != std::io::ErrorKind::NotFound {
                         tracing::warn!(target: "agent", path = %p.display(), error = %e, "Cannot delete an old log file.");
@@ -406,7 +519,7 @@ mod tests {
         Arc::new(Record::now(
             Level::Info,
             "agent",
-            format!("line {n:05} {}", "x".repeat(80)),
+            &format!("line {n:05} {}", "x".repeat(80)),
         ))
     }
 
@@ -415,6 +528,16 @@ mod tests {
         while !f() {
             assert!(Instant::now() < deadline, "timed out waiting for {what}");
             std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Flushes until every buffered line is in a file (rotations complete).
+    fn drain(sink: &mut FileSink) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while sink.buffered > 0 || sink.waiting.is_some() {
+            assert!(Instant::now() < deadline, "the sink did not drain");
+            sink.flush();
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 
@@ -467,7 +590,7 @@ mod tests {
         for n in 0..100 {
             assert_eq!(sink.write(&rec(n), &r), Outcome::Written);
         }
-        sink.flush();
+        drain(&mut sink);
         wait_for("3 archives", || names(dir.path()).len() == 4);
         let files = names(dir.path());
         assert_eq!(files.last().unwrap(), "a.log", "{files:?}");
@@ -505,13 +628,15 @@ mod tests {
         let r = Redactor::new(Vec::<String>::new());
         for n in 0..5 {
             sink.write(&rec(n), &r);
-            sink.flush();
+            drain(&mut sink);
             std::thread::sleep(Duration::from_millis(60));
             sink.tick();
+            drain(&mut sink);
         }
         // An empty file is not rotated however long it is open.
         std::thread::sleep(Duration::from_millis(60));
         sink.tick();
+        drain(&mut sink);
         wait_for("2 compressed archives", || {
             let f = names(dir.path());
             f.len() == 3 && f.iter().filter(|n| n.ends_with(".log.gz")).count() == 2
@@ -546,7 +671,7 @@ mod tests {
             for n in 0..7 {
                 sink.write(&rec(n), &r);
             }
-            sink.flush();
+            drain(&mut sink);
             wait_for("archives pruned", || names(dir.path()).len() == want + 1);
         }
     }
@@ -564,12 +689,12 @@ mod tests {
         .unwrap();
         let r = Redactor::new(Vec::<String>::new());
         sink.write(&rec(1), &r);
-        sink.flush();
+        drain(&mut sink);
         std::fs::rename(&path, dir.path().join("m.log.1")).unwrap();
         sink.last_check = Instant::now() - REOPEN_CHECK;
         sink.tick();
         sink.write(&rec(2), &r);
-        sink.flush();
+        drain(&mut sink);
         assert!(std::fs::read_to_string(&path)
             .unwrap()
             .contains("line 00002"));

@@ -10,13 +10,27 @@ use std::io::Write as _;
 /// `2026-11-25T12:00:00.123Z` (text lines; hclog's millisecond form, in UTC).
 pub fn rfc3339_millis(out: &mut Vec<u8>, secs: i64, nanos: u32) {
     date_time(out, secs);
-    let _ = write!(out, ".{:03}Z", nanos / 1_000_000);
+    out.push(b'.');
+    digits(out, nanos / 1_000_000, 3);
+    out.push(b'Z');
 }
 
 /// `2026-11-25T12:00:00.123456Z` (JSON and RFC 5424; microseconds, UTC).
 pub fn rfc3339_micros(out: &mut Vec<u8>, secs: i64, nanos: u32) {
     date_time(out, secs);
-    let _ = write!(out, ".{:06}Z", nanos / 1_000);
+    out.push(b'.');
+    digits(out, nanos / 1_000, 6);
+    out.push(b'Z');
+}
+
+/// `n` as exactly `width` decimal digits, zero-padded.
+fn digits(out: &mut Vec<u8>, mut n: u32, width: usize) {
+    let start = out.len();
+    out.resize(start + width, b'0');
+    for i in (start..start + width).rev() {
+        out[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
 }
 
 /// `Nov 25 12:00:00` (RFC 3164; the day padded with a space; UTC).
@@ -37,7 +51,25 @@ pub fn rfc3164(out: &mut Vec<u8>, secs: i64) {
     );
 }
 
+thread_local! {
+    /// The last second formatted on this thread: sinks format many lines per second.
+    static LAST_SECOND: std::cell::Cell<(i64, [u8; 19])> = const { std::cell::Cell::new((i64::MIN, [0; 19])) };
+}
+
 fn date_time(out: &mut Vec<u8>, secs: i64) {
+    let (cached, text) = LAST_SECOND.with(|c| c.get());
+    if cached == secs {
+        out.extend_from_slice(&text);
+        return;
+    }
+    let start = out.len();
+    date_time_uncached(out, secs);
+    if let Ok(text) = <[u8; 19]>::try_from(&out[start..]) {
+        LAST_SECOND.with(|c| c.set((secs, text)));
+    }
+}
+
+fn date_time_uncached(out: &mut Vec<u8>, secs: i64) {
     let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
     let t = secs.rem_euclid(86_400);
     let _ = write!(
@@ -89,11 +121,11 @@ pub fn escape_controls(out: &mut Vec<u8>, s: &str) {
 /// The message as text lines show it: a trailing period dropped when fields follow
 /// (`Synced service: service=web`, hclog's shape).
 fn text_message(rec: &Record) -> &str {
-    let has_fields = !rec.fields.is_empty() || rec.origin.is_some();
-    if has_fields {
-        rec.message.strip_suffix('.').unwrap_or(&rec.message)
+    let message = rec.message();
+    if rec.has_fields() || rec.origin.is_some() {
+        message.strip_suffix('.').unwrap_or(message)
     } else {
-        &rec.message
+        message
     }
 }
 
@@ -106,7 +138,7 @@ pub fn text_body(out: &mut Vec<u8>, rec: &Record) {
     out.extend_from_slice(b": ");
     escape_controls(out, text_message(rec));
     let mut first = true;
-    for (name, value) in &rec.fields {
+    for (name, value) in rec.fields() {
         out.extend_from_slice(if first { b": " } else { b" " });
         first = false;
         out.extend_from_slice(name.as_bytes());
@@ -116,7 +148,7 @@ pub fn text_body(out: &mut Vec<u8>, rec: &Record) {
     if let Some(origin) = &rec.origin {
         out.extend_from_slice(if first { b": " } else { b" " });
         out.extend_from_slice(b"origin=");
-        text_value(out, &Value::Str(origin.to_string()));
+        text_value(out, Value::Str(origin));
     }
 }
 
@@ -128,7 +160,7 @@ pub fn text_line(out: &mut Vec<u8>, rec: &Record) {
     out.push(b'\n');
 }
 
-fn text_value(out: &mut Vec<u8>, v: &Value) {
+fn text_value(out: &mut Vec<u8>, v: Value<'_>) {
     match v {
         Value::Str(s) => {
             let plain = !s.is_empty()
@@ -161,7 +193,7 @@ fn text_value(out: &mut Vec<u8>, v: &Value) {
         Value::F64(n) => {
             let _ = write!(out, "{n}");
         }
-        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
     }
 }
 
@@ -171,7 +203,7 @@ pub fn json_line(out: &mut Vec<u8>, rec: &Record) {
     out.extend_from_slice(b"{\"@level\":\"");
     out.extend_from_slice(rec.level.as_str().as_bytes());
     out.extend_from_slice(b"\",\"@message\":");
-    json_str(out, &rec.message);
+    json_str(out, rec.message());
     out.extend_from_slice(b",\"@module\":\"");
     out.extend_from_slice(rec.module.as_bytes());
     out.extend_from_slice(b"\"");
@@ -182,11 +214,7 @@ pub fn json_line(out: &mut Vec<u8>, rec: &Record) {
     out.extend_from_slice(b",\"@timestamp\":\"");
     rfc3339_micros(out, rec.secs, rec.nanos);
     out.push(b'"');
-    for (i, (name, value)) in rec.fields.iter().enumerate() {
-        // A span field repeated by the event: the event's value (first) wins.
-        if rec.fields[..i].iter().any(|(n, _)| n == name) {
-            continue;
-        }
+    for (name, value) in rec.fields() {
         out.push(b',');
         json_str(out, name);
         out.push(b':');
@@ -202,7 +230,7 @@ pub fn json_line(out: &mut Vec<u8>, rec: &Record) {
                 let _ = write!(out, "{n}");
             }
             Value::F64(n) => json_str(out, &n.to_string()),
-            Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+            Value::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
         }
     }
     out.extend_from_slice(b"}\n");
@@ -212,6 +240,14 @@ pub fn json_line(out: &mut Vec<u8>, rec: &Record) {
 pub fn json_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let bytes = s.as_bytes();
+    if !bytes
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f)
+    {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let esc: &[u8] = match b {
@@ -242,16 +278,13 @@ mod tests {
     use super::*;
 
     fn rec(message: &str, fields: Vec<(&'static str, Value)>) -> Record {
-        Record {
-            secs: 1_795_608_000, // 2026-11-25T12:00:00Z
-            nanos: 123_456_789,
-            level: Level::Info,
-            module: "agent",
-            origin: None,
-            message: message.into(),
-            fields,
-            for_sinks: true,
+        let mut r = Record::now(Level::Info, "agent", message);
+        r.secs = 1_795_608_000; // 2026-11-25T12:00:00Z
+        r.nanos = 123_456_789;
+        for (n, v) in fields {
+            r = r.with(n, v);
         }
+        r
     }
 
     fn s(f: impl Fn(&mut Vec<u8>)) -> String {
@@ -284,10 +317,10 @@ mod tests {
         let r = rec(
             "Synced service.",
             vec![
-                ("service", Value::Str("web".into())),
+                ("service", Value::Str("web")),
                 ("n", Value::U64(3)),
-                ("note", Value::Str("two words \"q\"".into())),
-                ("empty", Value::Str(String::new())),
+                ("note", Value::Str("two words \"q\"")),
+                ("empty", Value::Str("")),
             ],
         );
         assert_eq!(
@@ -305,7 +338,7 @@ mod tests {
     fn newlines_never_split_a_line() {
         let r = rec(
             "first\nsecond\r\u{1b}",
-            vec![("output", Value::Str("a\nb".into()))],
+            vec![("output", Value::Str("a\nb"))],
         );
         let text = s(|o| text_line(o, &r));
         assert_eq!(text.matches('\n').count(), 1, "{text}");
@@ -325,11 +358,11 @@ mod tests {
         let mut r = rec(
             "Check is now critical.",
             vec![
-                ("check_id", Value::Str("web".into())),
+                ("check_id", Value::Str("web")),
                 ("attempt", Value::I64(-2)),
                 ("ratio", Value::F64(0.5)),
                 ("ok", Value::Bool(false)),
-                ("check_id", Value::Str("span's".into())),
+                ("check_id", Value::Str("span's")),
             ],
         );
         r.level = Level::Warn;

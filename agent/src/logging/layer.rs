@@ -6,7 +6,7 @@
 //! global max level hint lets `debug!` cost a compare when nobody listens); both changes
 //! rebuild tracing's interest cache.
 
-use super::record::{classify, library_threshold, now, Capture, Level, Record, Value};
+use super::record::{classify, library_threshold, now, Capture, Level, Record};
 use super::sink::{Queue, SKIP_QUEUE};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -24,7 +24,7 @@ pub struct Shared {
     pub monitor_level: Arc<AtomicU8>,
     /// The output sinks (console, file, syslog): they take what passes `sink_level`.
     pub sinks: Vec<Arc<Queue>>,
-    /// The monitor hub's queue: it takes what passes either threshold.
+    /// The monitor hub's queue: what a subscriber wants, and warnings and errors.
     pub monitor: Arc<Queue>,
 }
 
@@ -48,7 +48,7 @@ impl Shared {
 }
 
 /// Span fields, kept so the events inside a span carry them (`check_id` of a check's task).
-struct SpanFields(Vec<(&'static str, Value)>);
+struct SpanFields(Capture);
 
 /// The layer installed on the registry.
 pub struct TribuneLayer {
@@ -87,11 +87,11 @@ where
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let mut cap = Capture::new();
         attrs.record(&mut cap);
-        if cap.fields.is_empty() {
+        if cap.is_empty() {
             return;
         }
         if let Some(span) = ctx.span(id) {
-            span.extensions_mut().insert(SpanFields(cap.fields));
+            span.extensions_mut().insert(SpanFields(cap));
         }
     }
 
@@ -101,8 +101,8 @@ where
         if let Some(span) = ctx.span(id) {
             let mut ext = span.extensions_mut();
             match ext.get_mut::<SpanFields>() {
-                Some(f) => f.0.extend(cap.fields),
-                None => ext.insert(SpanFields(cap.fields)),
+                Some(f) => f.0.merge(&cap),
+                None => ext.insert(SpanFields(cap)),
             }
         }
     }
@@ -120,6 +120,7 @@ where
         if !for_sinks && level as u8 > m {
             return;
         }
+        super::sink::free_one_returned();
         let mut cap = Capture::new();
         event.record(&mut cap);
         let origin = if own {
@@ -132,27 +133,17 @@ where
             Some(std::borrow::Cow::Borrowed(target))
         };
         if let Some(scope) = ctx.event_scope(event) {
-            for span in scope.from_root() {
+            // The closest span first: its fields win over an outer span's of the same name.
+            for span in scope {
                 if let Some(f) = span.extensions().get::<SpanFields>() {
-                    for (k, v) in &f.0 {
-                        if !cap.fields.iter().any(|(n, _)| n == k) {
-                            cap.fields.push((k, v.clone()));
-                        }
-                    }
+                    cap.merge(&f.0);
                 }
             }
         }
         let (secs, nanos) = now();
-        let rec = Arc::new(Record {
-            secs,
-            nanos,
-            level,
-            module,
-            origin,
-            message: cap.message,
-            fields: cap.fields,
-            for_sinks,
-        });
+        let rec = Arc::new(Record::from_capture(
+            cap, secs, nanos, level, module, origin, for_sinks,
+        ));
         let skip = SKIP_QUEUE.with(|s| s.get());
         if for_sinks {
             for q in &self.shared.sinks {
@@ -161,7 +152,11 @@ where
                 }
             }
         }
-        if self.shared.monitor.index != skip {
+        // The monitor hub takes what a subscriber wants, and keeps the recent warnings
+        // and errors for the next one.
+        if (level as u8 <= m || (for_sinks && level <= Level::Warn))
+            && self.shared.monitor.index != skip
+        {
             self.shared.monitor.push(&rec);
         }
     }

@@ -1,6 +1,7 @@
 //! The live log for `tribune monitor` and `GET /v1/agent/monitor`: a hub that is one more
-//! sink, keeping the last lines the agent logged and fanning new ones out to subscribers,
-//! each at its own level and format.
+//! sink, keeping the agent's last warnings and errors and fanning new lines out to
+//! subscribers, each at its own level and format. Without subscribers it sees only
+//! warnings and errors, so it costs nothing on the busy path.
 //!
 //! A subscriber may ask for a more verbose level than the agent's `log_level`; while it is
 //! connected the layer captures events at that level for it alone. A subscriber that reads
@@ -17,7 +18,8 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
-/// Lines replayed to a new subscriber (old Consul kept 512 for `consul monitor`).
+/// Recent warnings and errors replayed to a new subscriber: what went wrong lately is
+/// the first thing an operator who attaches wants to see.
 const HISTORY: usize = 512;
 /// Lines a subscriber may have unread before it starts losing them.
 const SUBSCRIBER_BUFFER: usize = 4096;
@@ -117,7 +119,7 @@ impl Hub {
         let mut closed = false;
         {
             let mut inner = self.inner.lock();
-            if rec.for_sinks {
+            if rec.for_sinks && rec.level <= Level::Warn {
                 if inner.history.len() >= HISTORY {
                     inner.history.pop_front();
                 }
@@ -133,7 +135,7 @@ impl Hub {
                     let notice = Record::now(
                         Level::Warn,
                         "agent",
-                        format!(
+                        &format!(
                             "Monitor dropped {} log lines: the client reads too slowly.",
                             sub.dropped
                         ),
@@ -183,7 +185,7 @@ fn render(rec: &Record, json: bool, redactor: &Redactor) -> Bytes {
     } else {
         format::text_line(&mut line, rec);
     }
-    redactor.scrub(&mut line);
+    redactor.scrub_record(rec, &mut line);
     Bytes::from(line)
 }
 
@@ -251,7 +253,8 @@ mod tests {
     fn subscribers_get_history_then_live_lines_at_their_level() {
         let h = hub();
         let red = Redactor::new(["supersecret-token"]);
-        h.dispatch(&rec(Level::Info, "old info", true), &red);
+        h.dispatch(&rec(Level::Warn, "old warning", true), &red);
+        h.dispatch(&rec(Level::Info, "old info is not kept", true), &red);
         h.dispatch(
             &rec(Level::Debug, "old debug for a past monitor", false),
             &red,
@@ -268,12 +271,14 @@ mod tests {
             .map(|b| String::from_utf8(b.to_vec()).unwrap())
             .collect();
         assert_eq!(lines.len(), 3, "{lines:?}");
-        assert!(lines[0].contains("[INFO]  agent: old info"), "{lines:?}");
+        assert!(lines[0].contains("[WARN]  agent: old warning"), "{lines:?}");
         assert!(
             lines[1].contains("[DEBUG] agent: new debug with <hidden>"),
             "{lines:?}"
         );
         assert!(lines[2].contains("[WARN]  agent: new warn"), "{lines:?}");
+        let old = String::from_utf8(json.try_next().unwrap().to_vec()).unwrap();
+        assert!(old.contains(r#""@message":"old warning""#), "{old}");
         let j = String::from_utf8(json.try_next().unwrap().to_vec()).unwrap();
         assert!(
             j.starts_with(r#"{"@level":"warn","@message":"new warn""#),

@@ -156,17 +156,72 @@ pub fn classify(target: &str) -> (&'static str, bool) {
     ("agent", false)
 }
 
-/// A field's value as captured.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Value {
-    Str(String),
+/// A field's value, borrowed from its record.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Value<'a> {
+    Str(&'a str),
     I64(i64),
     U64(u64),
     F64(f64),
     Bool(bool),
 }
 
-/// One event, owned, shared by every sink that takes it.
+/// A field's value as stored: strings are ranges of the record's text.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Slot {
+    Str(usize, usize),
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Bool(bool),
+}
+
+/// Fields kept inline up to this many; more go to the heap.
+const INLINE: usize = 6;
+
+/// An event's fields: most events have a handful, kept inline so capturing them does
+/// not allocate.
+#[derive(Clone, Debug)]
+struct Slots {
+    len: usize,
+    inline: [(&'static str, Slot); INLINE],
+    spill: Vec<(&'static str, Slot)>,
+}
+
+impl Default for Slots {
+    fn default() -> Slots {
+        Slots {
+            len: 0,
+            inline: [("", Slot::Bool(false)); INLINE],
+            spill: Vec::new(),
+        }
+    }
+}
+
+impl Slots {
+    fn push(&mut self, field: (&'static str, Slot)) {
+        if self.len < INLINE {
+            self.inline[self.len] = field;
+        } else {
+            self.spill.push(field);
+        }
+        self.len += 1;
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &(&'static str, Slot)> + '_ {
+        self.inline[..self.len.min(INLINE)]
+            .iter()
+            .chain(self.spill.iter())
+    }
+}
+
+/// One event, owned, shared by every sink that takes it. The message and every string
+/// value live in one buffer, so capturing an event costs two allocations (this record
+/// and its text), whatever its fields.
 #[derive(Debug)]
 pub struct Record {
     /// Seconds and nanoseconds since the Unix epoch (UTC).
@@ -176,39 +231,85 @@ pub struct Record {
     pub module: &'static str,
     /// The library's own target, for events that are not Tribune's.
     pub origin: Option<Cow<'static, str>>,
-    pub message: String,
-    pub fields: Vec<(&'static str, Value)>,
+    text: String,
+    message: (usize, usize),
+    fields: Slots,
     /// Passed the agent's `log_level` (otherwise only a more verbose monitor wants it).
     pub for_sinks: bool,
+    /// Whether the message and values hold nothing to hide: decided by the first sink
+    /// that formats the record, so the others skip scrubbing a clean line.
+    pub clean: std::sync::OnceLock<bool>,
 }
 
 impl Record {
-    /// A record stamped now (used by tests and by the monitor's own notices).
-    pub fn now(level: Level, module: &'static str, message: impl Into<String>) -> Record {
+    /// A record stamped now, without fields (tests, the monitor's own notices).
+    pub fn now(level: Level, module: &'static str, message: &str) -> Record {
         let (secs, nanos) = now();
+        let mut c = Capture::new();
+        c.text.push_str(message);
+        c.message = (0, message.len());
+        Record::from_capture(c, secs, nanos, level, module, None, true)
+    }
+
+    pub fn from_capture(
+        c: Capture,
+        secs: i64,
+        nanos: u32,
+        level: Level,
+        module: &'static str,
+        origin: Option<Cow<'static, str>>,
+        for_sinks: bool,
+    ) -> Record {
         Record {
             secs,
             nanos,
             level,
             module,
-            origin: None,
-            message: message.into(),
-            fields: Vec::new(),
-            for_sinks: true,
+            origin,
+            text: c.text,
+            message: c.message,
+            fields: c.fields,
+            for_sinks,
+            clean: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Adds a field (ignored if one of that name exists).
+    #[cfg(test)]
+    pub fn with(mut self, name: &'static str, value: Value<'_>) -> Record {
+        if !self.fields.iter().any(|(n, _)| *n == name) {
+            let slot = store(&mut self.text, value);
+            self.fields.push((name, slot));
+        }
+        self
+    }
+
+    pub fn message(&self) -> &str {
+        &self.text[self.message.0..self.message.1]
+    }
+
+    /// The fields in order, each name once.
+    pub fn fields(&self) -> impl Iterator<Item = (&'static str, Value<'_>)> + '_ {
+        self.fields.iter().map(|(n, s)| (*n, self.value(s)))
+    }
+
+    pub fn has_fields(&self) -> bool {
+        !self.fields.is_empty()
+    }
+
+    fn value(&self, slot: &Slot) -> Value<'_> {
+        match *slot {
+            Slot::Str(a, b) => Value::Str(&self.text[a..b]),
+            Slot::I64(n) => Value::I64(n),
+            Slot::U64(n) => Value::U64(n),
+            Slot::F64(n) => Value::F64(n),
+            Slot::Bool(b) => Value::Bool(b),
         }
     }
 
     /// Roughly the memory the record holds, for the queues' byte bounds.
     pub fn weight(&self) -> usize {
-        let fields: usize = self
-            .fields
-            .iter()
-            .map(|(_, v)| match v {
-                Value::Str(s) => s.len() + 48,
-                _ => 48,
-            })
-            .sum();
-        128 + self.message.len() + fields
+        std::mem::size_of::<Record>() + self.text.len()
     }
 
     /// Whether a reader at `threshold` (own events) wants this record.
@@ -219,6 +320,20 @@ impl Record {
             threshold
         };
         self.level as u8 <= t
+    }
+}
+
+fn store(text: &mut String, value: Value<'_>) -> Slot {
+    match value {
+        Value::Str(s) => {
+            let start = text.len();
+            text.push_str(s);
+            Slot::Str(start, text.len())
+        }
+        Value::I64(n) => Slot::I64(n),
+        Value::U64(n) => Slot::U64(n),
+        Value::F64(n) => Slot::F64(n),
+        Value::Bool(b) => Slot::Bool(b),
     }
 }
 
@@ -254,10 +369,13 @@ pub fn is_secret_field(name: &str) -> bool {
     EXACT.contains(&name) || SUFFIXES.iter().any(|s| name.ends_with(s))
 }
 
-/// A `tracing` visitor that fills a [`Record`]'s message and fields.
+/// A `tracing` visitor that collects an event's (or a span's) message and fields into
+/// one text buffer.
+#[derive(Debug, Default)]
 pub struct Capture {
-    pub message: String,
-    pub fields: Vec<(&'static str, Value)>,
+    text: String,
+    message: (usize, usize),
+    fields: Slots,
     /// `log.target` of an event bridged from the `log` crate.
     pub log_target: Option<String>,
 }
@@ -265,83 +383,118 @@ pub struct Capture {
 impl Capture {
     pub fn new() -> Capture {
         Capture {
-            message: String::new(),
-            fields: Vec::new(),
-            log_target: None,
+            text: String::with_capacity(128),
+            ..Capture::default()
         }
     }
 
-    fn put(&mut self, name: &'static str, value: Value) {
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// Adds the fields of `other` (a span's) whose names this one lacks.
+    pub fn merge(&mut self, other: &Capture) {
+        for &(name, slot) in other.fields.iter() {
+            if self.fields.iter().any(|(n, _)| *n == name) {
+                continue;
+            }
+            let value = match slot {
+                Slot::Str(a, b) => Value::Str(&other.text[a..b]),
+                Slot::I64(n) => Value::I64(n),
+                Slot::U64(n) => Value::U64(n),
+                Slot::F64(n) => Value::F64(n),
+                Slot::Bool(b) => Value::Bool(b),
+            };
+            let slot = store(&mut self.text, value);
+            self.fields.push((name, slot));
+        }
+    }
+
+    fn put(&mut self, name: &'static str, slot: Slot) {
+        // A name given twice (an event field repeating a span's) keeps the first value.
+        if self.fields.iter().any(|(n, _)| *n == name) {
+            return;
+        }
         if is_secret_field(name) {
-            self.fields.push((name, Value::Str(HIDDEN.to_string())));
+            let start = self.text.len();
+            self.text.push_str(HIDDEN);
+            self.fields.push((name, Slot::Str(start, self.text.len())));
         } else {
-            self.fields.push((name, value));
+            self.fields.push((name, slot));
         }
     }
 
-    fn put_string(&mut self, name: &'static str, s: String) {
+    /// Appends what `write` writes to the text; files it as the message or as a field.
+    fn put_text(&mut self, name: &'static str, write: impl FnOnce(&mut String)) {
+        let start = self.text.len();
+        write(&mut self.text);
+        let end = self.text.len();
         if name == "message" {
-            self.message = s;
+            self.message = (start, end);
         } else if let Some(rest) = name.strip_prefix("log.") {
             // The `log` crate bridge's metadata: only the target is of use.
             if rest == "target" {
-                self.log_target = Some(s);
+                self.log_target = Some(self.text[start..end].to_string());
             }
+            self.text.truncate(start);
+        } else if is_secret_field(name) || self.fields.iter().any(|(n, _)| *n == name) {
+            self.text.truncate(start);
+            self.put(name, Slot::Bool(false));
         } else {
-            self.put(name, Value::Str(s));
+            self.fields.push((name, Slot::Str(start, end)));
         }
-    }
-}
-
-impl Default for Capture {
-    fn default() -> Self {
-        Capture::new()
     }
 }
 
 impl Visit for Capture {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.put_string(field.name(), value.to_string());
+        self.put_text(field.name(), |t| t.push_str(value));
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        let mut s = String::new();
-        let _ = write!(s, "{value:?}");
-        self.put_string(field.name(), s);
+        self.put_text(field.name(), |t| {
+            let _ = write!(t, "{value:?}");
+        });
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.put_string(field.name(), value.to_string());
+        self.put_text(field.name(), |t| {
+            let _ = write!(t, "{value}");
+        });
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.put(field.name(), Value::I64(value));
+        self.put(field.name(), Slot::I64(value));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.put(field.name(), Value::U64(value));
+        self.put(field.name(), Slot::U64(value));
     }
 
     fn record_i128(&mut self, field: &Field, value: i128) {
         match i64::try_from(value) {
-            Ok(v) => self.put(field.name(), Value::I64(v)),
-            Err(_) => self.put_string(field.name(), value.to_string()),
+            Ok(v) => self.put(field.name(), Slot::I64(v)),
+            Err(_) => self.put_text(field.name(), |t| {
+                let _ = write!(t, "{value}");
+            }),
         }
     }
 
     fn record_u128(&mut self, field: &Field, value: u128) {
         match u64::try_from(value) {
-            Ok(v) => self.put(field.name(), Value::U64(v)),
-            Err(_) => self.put_string(field.name(), value.to_string()),
+            Ok(v) => self.put(field.name(), Slot::U64(v)),
+            Err(_) => self.put_text(field.name(), |t| {
+                let _ = write!(t, "{value}");
+            }),
         }
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.put(field.name(), Value::F64(value));
+        self.put(field.name(), Slot::F64(value));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.put(field.name(), Value::Bool(value));
+        self.put(field.name(), Slot::Bool(value));
     }
 }
 

@@ -8,8 +8,8 @@
 //! `X-Consul-Token: ...` and `Bearer ...` in headers. Replacing is `<hidden>`, as Consul
 //! prints a hidden token in its request log.
 
-use super::record::HIDDEN;
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use super::record::{Record, Value, HIDDEN};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 
 /// Keys whose value is hidden. Matched ASCII-case-insensitively.
 const KEYS: &[&str] = &[
@@ -49,6 +49,7 @@ impl Redactor {
         let keys = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::LeftmostLongest)
+            .kind(Some(AhoCorasickKind::DFA))
             .build(&patterns)
             .expect("a few literal patterns always build");
         let mut list: Vec<String> = secrets
@@ -63,6 +64,7 @@ impl Redactor {
         } else {
             AhoCorasickBuilder::new()
                 .match_kind(MatchKind::LeftmostLongest)
+                .kind(Some(AhoCorasickKind::DFA))
                 .build(&list)
                 .ok()
                 .map(std::sync::Arc::new)
@@ -71,6 +73,28 @@ impl Redactor {
             keys: std::sync::Arc::new(keys),
             secrets,
         }
+    }
+
+    /// Hides the secrets of `rec` in `line`, its formatted form: a record whose message
+    /// and values hold nothing to hide (known after the first sink looked) is left as is.
+    /// Field names need no look: secret-named fields were replaced at capture.
+    pub fn scrub_record(&self, rec: &Record, line: &mut Vec<u8>) {
+        let clean = *rec.clean.get_or_init(|| {
+            let mut text = std::iter::once(rec.message())
+                .chain(rec.origin.as_deref())
+                .chain(rec.fields().filter_map(|(_, v)| match v {
+                    Value::Str(s) => Some(s),
+                    _ => None,
+                }));
+            !text.any(|t| self.may_hide(t.as_bytes()))
+        });
+        if !clean {
+            self.scrub(line);
+        }
+    }
+
+    fn may_hide(&self, text: &[u8]) -> bool {
+        self.keys.is_match(text) || self.secrets.as_ref().is_some_and(|s| s.is_match(text))
     }
 
     /// Hides every secret in `line` in place.

@@ -139,9 +139,9 @@ impl Encoder {
                     self.hostname, self.tag, self.pid, rec.module
                 );
                 structured_data(out, rec);
-                if !rec.message.is_empty() {
+                if !rec.message().is_empty() {
                     out.push(b' ');
-                    format::escape_controls(out, &rec.message);
+                    format::escape_controls(out, rec.message());
                 }
             }
             Wire::Local3164 | Wire::Remote3164 => {
@@ -169,8 +169,8 @@ fn structured_data(out: &mut Vec<u8>, rec: &Record) {
     if let Some(origin) = &rec.origin {
         sd_param(out, "origin", origin);
     }
-    for (i, (name, value)) in rec.fields.iter().enumerate() {
-        if *name == "level" || *name == "origin" || rec.fields[..i].iter().any(|(n, _)| n == name) {
+    for (name, value) in rec.fields() {
+        if name == "level" || name == "origin" {
             continue;
         }
         match value {
@@ -178,7 +178,7 @@ fn structured_data(out: &mut Vec<u8>, rec: &Record) {
             Value::I64(n) => sd_param(out, name, &n.to_string()),
             Value::U64(n) => sd_param(out, name, &n.to_string()),
             Value::F64(n) => sd_param(out, name, &n.to_string()),
-            Value::Bool(b) => sd_param(out, name, if *b { "true" } else { "false" }),
+            Value::Bool(b) => sd_param(out, name, if b { "true" } else { "false" }),
         }
     }
     out.push(b']');
@@ -229,34 +229,32 @@ fn truncate(line: &mut Vec<u8>, max: usize) {
 
 /// Spaces UDP datagrams to at most `rate` per second.
 struct Pacer {
-    rate: u32,
-    start: Instant,
-    sent: u64,
+    interval: Option<Duration>,
+    /// When the next datagram is due.
+    next: Instant,
 }
 
 impl Pacer {
     fn new(rate: u32) -> Pacer {
         Pacer {
-            rate,
-            start: Instant::now(),
-            sent: 0,
+            interval: (rate > 0).then(|| Duration::from_secs_f64(1.0 / rate as f64)),
+            next: Instant::now(),
         }
     }
 
     fn wait(&mut self) {
-        if self.rate == 0 {
+        let Some(interval) = self.interval else {
             return;
+        };
+        let mut now = Instant::now();
+        if self.next > now + UDP_BURST {
+            std::thread::sleep(self.next - now);
+            now = Instant::now();
         }
-        let due = self.start + Duration::from_secs_f64(self.sent as f64 / self.rate as f64);
-        let now = Instant::now();
-        if now > due + UDP_BURST {
-            // Idle (or slower than the pace): no credit is saved up beyond one burst.
-            self.start = now;
-            self.sent = 0;
-        } else if due > now + UDP_BURST {
-            std::thread::sleep(due - now);
-        }
-        self.sent += 1;
+        // After an idle spell (or a sleep that overslept) at most one burst is sent at
+        // once: the schedule never runs more than `UDP_BURST` behind the clock.
+        let earliest = now.checked_sub(UDP_BURST).unwrap_or(now);
+        self.next = self.next.max(earliest) + interval;
     }
 }
 
@@ -519,7 +517,7 @@ impl Sink for SyslogSink {
         }
         self.line.clear();
         self.enc.encode(&mut self.line, rec);
-        redactor.scrub(&mut self.line);
+        redactor.scrub_record(rec, &mut self.line);
         match &mut self.conn {
             Conn::Down => Outcome::Busy,
             Conn::Unix(sock) => {
@@ -610,21 +608,18 @@ mod tests {
         }
     }
 
+    fn rec_with(message: &str) -> Record {
+        let mut r = Record::now(Level::Warn, "checks", message)
+            .with("check_id", Value::Str("web"))
+            .with("output", Value::Str("a \"b\" ]c\\ \nd"))
+            .with("n", Value::U64(2));
+        r.secs = 1_795_608_000;
+        r.nanos = 5_000;
+        r
+    }
+
     fn rec() -> Record {
-        Record {
-            secs: 1_795_608_000,
-            nanos: 5_000,
-            level: Level::Warn,
-            module: "checks",
-            origin: None,
-            message: "Check is now critical.".into(),
-            fields: vec![
-                ("check_id", Value::Str("web".into())),
-                ("output", Value::Str("a \"b\" ]c\\ \nd".into())),
-                ("n", Value::U64(2)),
-            ],
-            for_sinks: true,
-        }
+        rec_with("Check is now critical.")
     }
 
     fn encode(o: &SyslogOptions, local: bool, r: &Record) -> String {
@@ -654,11 +649,10 @@ mod tests {
                  Check is now critical."
             )
         );
-        let mut r = rec();
-        r.fields.clear();
-        r.message.clear();
+        let mut r = Record::now(Level::Trace, "checks", "");
+        r.secs = 1_795_608_000;
+        r.nanos = 5_000;
         r.origin = Some(Cow::Borrowed("openraft::core"));
-        r.level = Level::Trace;
         assert_eq!(
             encode(&o, false, &r),
             format!("<135>1 2026-11-25T12:00:00.000005Z node1 tribune {pid} checks [tribune@32473 level=\"trace\" origin=\"openraft::core\"]")
@@ -731,9 +725,7 @@ mod tests {
             SyslogFormat::Auto,
         ));
         let r = Redactor::new(Vec::<String>::new());
-        let mut first = rec();
-        first.message = "one token=abc".into();
-        let first = Arc::new(first);
+        let first = Arc::new(rec_with("one token=abc"));
         assert_eq!(sink.write(&first, &r), Outcome::Written);
         sink.flush();
         let (mut conn, _) = listener.accept().unwrap();
@@ -753,9 +745,7 @@ mod tests {
             matches!(sink.conn, Conn::Down),
             "the closed connection was noticed"
         );
-        let mut second = rec();
-        second.message = "two".into();
-        let second = Arc::new(second);
+        let second = Arc::new(rec_with("two"));
         assert_eq!(sink.write(&second, &r), Outcome::Busy);
         let listener = std::net::TcpListener::bind(addr).unwrap();
         std::thread::sleep(RETRY);

@@ -22,7 +22,8 @@
 //! Every measurement waits for a quiet CPU first (the shared bench tools'
 //! `wait_quiet.py`, when present). Each scenario runs in a child process
 //! (`tribune-logbench calls|file|syslog ...`), because the logging system is
-//! global to a process. Environment: `TRIBUNE_BIN` (the agent for `http`).
+//! global to a process. Environment: `TRIBUNE_BIN` (the agent for `http`),
+//! `TRIBUNE_BENCH_NO_WAIT` (do not wait for a quiet CPU: a quick, noisy run).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -97,9 +98,19 @@ fn timer_overhead() -> Duration {
     percentile(&v, 0.5)
 }
 
+/// Waits until `t`: sleeps while it is far (a paced producer must leave the CPU to the
+/// sinks, as request handlers do), spins the last stretch (to time calls precisely).
 fn spin_until(t: Instant) {
-    while Instant::now() < t {
-        std::hint::spin_loop();
+    loop {
+        let now = Instant::now();
+        if now >= t {
+            return;
+        }
+        if t - now > Duration::from_micros(300) {
+            std::thread::sleep(t - now - Duration::from_micros(200));
+        } else {
+            std::hint::spin_loop();
+        }
     }
 }
 
@@ -163,14 +174,15 @@ fn child_calls() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `file N THREADS`: N lines from THREADS threads into a JSON file rotating every
-/// 16 MiB; every 16th call timed.
+/// `file N THREADS RATE`: N lines from THREADS threads, RATE lines/s in all (0: as fast
+/// as they can), into a JSON file rotating every 16 MiB; every 16th call timed.
 fn child_file(args: &[String]) -> anyhow::Result<()> {
     let n: u64 = args
         .first()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1_000_000);
     let threads: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(2);
+    let rate: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(0);
     let dir = Workdir::new("logbench-file")?;
     let mut cfg = base_config();
     cfg.log_file = Some(dir.path().join("consul.log"));
@@ -184,8 +196,15 @@ fn child_file(args: &[String]) -> anyhow::Result<()> {
             .map(|_| {
                 s.spawn(move || {
                     let mut v = Vec::with_capacity((n / threads / 16 + 1) as usize);
+                    let step =
+                        (rate > 0).then(|| Duration::from_secs_f64(threads as f64 / rate as f64));
                     for i in 0..n / threads {
-                        if i % 16 == 0 {
+                        if let Some(step) = step {
+                            if i.is_multiple_of(64) {
+                                spin_until(start + step * i as u32);
+                            }
+                        }
+                        if i.is_multiple_of(16) {
                             let t = Instant::now();
                             log_one(i, "file");
                             v.push(t.elapsed().saturating_sub(overhead));
@@ -211,10 +230,10 @@ fn child_file(args: &[String]) -> anyhow::Result<()> {
         .context("no file sink")?;
     let mut calls = samples;
     calls.sort();
-    let mut stalls = file.rotation_stalls.clone();
+    let mut stalls = file.rotation_times.clone();
     stalls.sort();
     println!(
-        "RESULT n={n} threads={threads} producer_rate={:.0} end_to_end_rate={:.0} written={} dropped={} flushed={flushed} rotations={} rotation_p50_us={} rotation_p99_us={} rotation_max_us={} call_p50_ns={} call_p99_ns={}",
+        "RESULT n={n} threads={threads} rate={rate} producer_rate={:.0} end_to_end_rate={:.0} written={} dropped={} flushed={flushed} rotations={} rotation_p50_us={} rotation_p99_us={} rotation_max_us={} call_p50_ns={} call_p99_ns={}",
         n as f64 / produced.as_secs_f64(),
         file.written as f64 / total.as_secs_f64(),
         file.written,
@@ -259,7 +278,7 @@ fn child_syslog(args: &[String]) -> anyhow::Result<()> {
         let step = Duration::from_secs_f64(1.0 / rate as f64);
         for i in 0..n {
             // Paced in batches of 64 so the clock is read 1/64 as often.
-            if i % 64 == 0 {
+            if i.is_multiple_of(64) {
                 spin_until(start + step * i as u32);
             }
             log_one(i, marker);
@@ -317,6 +336,9 @@ fn parse_opts(args: &[String]) -> anyhow::Result<Opts> {
 }
 
 fn wait_quiet() {
+    if std::env::var_os("TRIBUNE_BENCH_NO_WAIT").is_some() {
+        return;
+    }
     let script = Path::new("/work/shared/bench/wait_quiet.py");
     if script.exists() {
         let _ = Command::new("python3")
@@ -329,12 +351,19 @@ fn wait_quiet() {
 
 /// Runs this binary in a child mode and returns its `RESULT` fields.
 fn child(args: &[&str]) -> anyhow::Result<Vec<(String, f64)>> {
+    child_with(args, None)
+}
+
+/// [`child`] with a library preloaded (another allocator, for comparison).
+fn child_with(args: &[&str], preload: Option<&Path>) -> anyhow::Result<Vec<(String, f64)>> {
     wait_quiet();
     let exe = std::env::current_exe()?;
-    let out = Command::new(&exe)
-        .args(args)
-        .stderr(Stdio::inherit())
-        .output()?;
+    let mut cmd = Command::new(&exe);
+    cmd.args(args).stderr(Stdio::inherit());
+    if let Some(lib) = preload {
+        cmd.env("LD_PRELOAD", lib);
+    }
+    let out = cmd.output()?;
     if !out.status.success() {
         bail!(
             "{} {} failed: {}",
@@ -385,7 +414,7 @@ fn orchestrate(args: &[String]) -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let mut summary: Vec<(String, String, String)> = Vec::new();
+    let mut summary: Summary = Vec::new();
     let want = |s: &str| opts.only.iter().any(|o| o == s);
     if want("calls") {
         let runs: Vec<_> = (0..opts.runs)
@@ -429,55 +458,10 @@ fn orchestrate(args: &[String]) -> anyhow::Result<()> {
             fmt_range(med(&runs, "off_p50_ns"), " ns"),
             "-".into(),
         ));
+        calls_with_jemalloc(&opts, &mut summary)?;
     }
     if want("file") {
-        let runs: Vec<_> = (0..opts.runs)
-            .map(|_| child(&["file", "1000000", "2"]))
-            .collect::<anyhow::Result<_>>()?;
-        for (i, r) in runs.iter().enumerate() {
-            println!(
-                "file run {}: producer {:.0}/s end-to-end {:.0}/s written {} dropped {} rotations {} rotation p50 {} µs p99 {} µs max {} µs; call p50 {} ns p99 {} ns",
-                i + 1,
-                get(r, "producer_rate"),
-                get(r, "end_to_end_rate"),
-                get(r, "written"),
-                get(r, "dropped"),
-                get(r, "rotations"),
-                get(r, "rotation_p50_us"),
-                get(r, "rotation_p99_us"),
-                get(r, "rotation_max_us"),
-                get(r, "call_p50_ns"),
-                get(r, "call_p99_ns")
-            );
-        }
-        summary.push((
-            "JSON file, 1M lines from 2 threads: lines/s end to end".into(),
-            fmt_range(med(&runs, "end_to_end_rate"), "/s"),
-            "≥ 1,000,000/s".into(),
-        ));
-        summary.push((
-            "  producer rate; lines dropped".into(),
-            format!(
-                "{}; {}",
-                fmt_range(med(&runs, "producer_rate"), "/s"),
-                fmt_range(med(&runs, "dropped"), "")
-            ),
-            "0 dropped".into(),
-        ));
-        summary.push((
-            "rotation (16 MiB): writer stall p99 / max".into(),
-            format!(
-                "{} / {}",
-                fmt_range(med(&runs, "rotation_p99_us"), " µs"),
-                fmt_range(med(&runs, "rotation_max_us"), " µs")
-            ),
-            "≤ 1 ms".into(),
-        ));
-        summary.push((
-            "log call during rotations: p99".into(),
-            fmt_range(med(&runs, "call_p99_ns"), " ns"),
-            "≤ 1 µs".into(),
-        ));
+        file_figures(&opts, &mut summary)?;
     }
     if want("syslog") {
         rt.block_on(syslog_figures(&opts, &mut summary))?;
@@ -495,6 +479,98 @@ fn orchestrate(args: &[String]) -> anyhow::Result<()> {
     );
     for (a, b, c) in summary {
         println!("{a:<58} {b:<44} {c}");
+    }
+    Ok(())
+}
+
+type Summary = Vec<(String, String, String)>;
+
+/// The agent runs on glibc's allocator; jemalloc (Debian's libjemalloc2, preloaded)
+/// shows what the allocator adds to the tail of a log call.
+fn calls_with_jemalloc(opts: &Opts, summary: &mut Summary) -> anyhow::Result<()> {
+    let lib = Path::new("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2");
+    if !lib.exists() {
+        println!("(libjemalloc2 is not installed: no allocator comparison)");
+        return Ok(());
+    }
+    let runs: Vec<_> = (0..opts.runs)
+        .map(|_| child_with(&["calls"], Some(lib)))
+        .collect::<anyhow::Result<_>>()?;
+    for (i, r) in runs.iter().enumerate() {
+        println!(
+            "calls with jemalloc run {}: paced p50 {} ns p99 {} ns p99.9 {} ns; burst p50 {} ns p99 {} ns",
+            i + 1,
+            get(r, "paced_p50_ns"),
+            get(r, "paced_p99_ns"),
+            get(r, "paced_p999_ns"),
+            get(r, "burst_p50_ns"),
+            get(r, "burst_p99_ns"),
+        );
+    }
+    summary.push((
+        "  same with jemalloc preloaded: paced p99; burst p99".into(),
+        format!(
+            "{}; {}",
+            fmt_range(med(&runs, "paced_p99_ns"), " ns"),
+            fmt_range(med(&runs, "burst_p99_ns"), " ns")
+        ),
+        "-".into(),
+    ));
+    Ok(())
+}
+
+/// `file`: a burst as fast as two threads can log, then 1,000,000 lines/s paced.
+fn file_figures(opts: &Opts, summary: &mut Summary) -> anyhow::Result<()> {
+    for (label, rate) in [
+        ("as fast as 2 threads log", "0"),
+        ("paced at 1,000,000/s", "1000000"),
+    ] {
+        let runs: Vec<_> = (0..opts.runs)
+            .map(|_| child(&["file", "1000000", "2", rate]))
+            .collect::<anyhow::Result<_>>()?;
+        for (i, r) in runs.iter().enumerate() {
+            println!(
+                "file, {label}, run {}: producer {:.0}/s end-to-end {:.0}/s written {} dropped {} rotations {} rotation p50 {} µs p99 {} µs max {} µs; call p50 {} ns p99 {} ns",
+                i + 1,
+                get(r, "producer_rate"),
+                get(r, "end_to_end_rate"),
+                get(r, "written"),
+                get(r, "dropped"),
+                get(r, "rotations"),
+                get(r, "rotation_p50_us"),
+                get(r, "rotation_p99_us"),
+                get(r, "rotation_max_us"),
+                get(r, "call_p50_ns"),
+                get(r, "call_p99_ns")
+            );
+        }
+        summary.push((
+            format!("JSON file, 1M lines {label}: written/s; dropped"),
+            format!(
+                "{}; {}",
+                fmt_range(med(&runs, "end_to_end_rate"), "/s"),
+                fmt_range(med(&runs, "dropped"), "")
+            ),
+            "≥ 1,000,000/s".into(),
+        ));
+        summary.push((
+            format!("  {label}: log call p50 / p99 (rotating)"),
+            format!(
+                "{} / {}",
+                fmt_range(med(&runs, "call_p50_ns"), " ns"),
+                fmt_range(med(&runs, "call_p99_ns"), " ns")
+            ),
+            "p99 ≤ 1 µs".into(),
+        ));
+        summary.push((
+            format!("  {label}: rotation, rename+open off the writer p99 / max"),
+            format!(
+                "{} / {}",
+                fmt_range(med(&runs, "rotation_p99_us"), " µs"),
+                fmt_range(med(&runs, "rotation_max_us"), " µs")
+            ),
+            "writers stall ≤ 1 ms".into(),
+        ));
     }
     Ok(())
 }
@@ -590,10 +666,7 @@ local0.* action(type="omfile" file="{d}/raw.log" template="Raw")
     }
 }
 
-async fn syslog_figures(
-    opts: &Opts,
-    summary: &mut Vec<(String, String, String)>,
-) -> anyhow::Result<()> {
+async fn syslog_figures(opts: &Opts, summary: &mut Summary) -> anyhow::Result<()> {
     let collector = Collector::start().await?;
     let tcp = format!("tcp://127.0.0.1:{}", collector.tcp);
     let udp = format!("udp://127.0.0.1:{}", collector.udp);
@@ -647,15 +720,10 @@ async fn syslog_figures(
             goal: "- (rsyslog drops above ≈ 75k/s)",
         },
     ];
-    for case in cases {
+    for (index, case) in cases.into_iter().enumerate() {
         let mut runs = Vec::new();
         for run in 0..opts.runs {
-            let marker = format!(
-                "{}-{run}-{}",
-                case.name.split(',').next().unwrap_or("x").replace(' ', ""),
-                std::process::id()
-            );
-            let marker = marker.replace(['(', ')'], "");
+            let marker = format!("case{index}-run{run}-{}", std::process::id());
             let mut r = child(&[
                 "syslog",
                 &case.address,
@@ -700,7 +768,7 @@ async fn syslog_figures(
     Ok(())
 }
 
-async fn reconnect_figure(summary: &mut Vec<(String, String, String)>) -> anyhow::Result<()> {
+async fn reconnect_figure(summary: &mut Summary) -> anyhow::Result<()> {
     let mut collector = Collector::start().await?;
     let tcp = format!("tcp://127.0.0.1:{}", collector.tcp);
     let marker = format!("reconnect-{}", std::process::id());
@@ -756,12 +824,11 @@ async fn reconnect_figure(summary: &mut Vec<(String, String, String)>) -> anyhow
     Ok(())
 }
 
+/// Requests per second, p50, p99.
+type Load = (f64, Duration, Duration);
+
 /// `concurrency` clients sending TTL updates (each logs 2–3 lines) for `dur`.
-async fn http_load(
-    agent: &Agent,
-    concurrency: usize,
-    dur: Duration,
-) -> anyhow::Result<(f64, Duration, Duration)> {
+async fn http_load(agent: &Agent, concurrency: usize, dur: Duration) -> anyhow::Result<Load> {
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     let start = Instant::now();
@@ -810,10 +877,7 @@ async fn http_load(
     ))
 }
 
-async fn http_figures(
-    opts: &Opts,
-    summary: &mut Vec<(String, String, String)>,
-) -> anyhow::Result<()> {
+async fn http_figures(opts: &Opts, summary: &mut Summary) -> anyhow::Result<()> {
     let mut collector = Collector::start().await?;
     let logs = Workdir::new("logbench-http")?;
     let tcp = format!("tcp://127.0.0.1:{}", collector.tcp);
@@ -838,9 +902,8 @@ async fn http_figures(
         }
         agents.push((*name, agent));
     }
-    // Per configuration: (req/s, p50, p99) of each run.
-    type Runs = Vec<(f64, Duration, Duration)>;
-    let mut results: Vec<(&str, Runs)> = configs.iter().map(|(n, _)| (*n, Vec::new())).collect();
+    let mut results: Vec<(&str, Vec<Load>)> =
+        configs.iter().map(|(n, _)| (*n, Vec::new())).collect();
     let dur = Duration::from_secs(5);
     // Interleaved: off, debug, stalled, off, debug, stalled, ...
     for _ in 0..opts.runs.max(1) {
@@ -872,7 +935,7 @@ async fn http_figures(
     let stalled_dropped = std::fs::read_to_string(agents[2].1.dir().join("agent.stderr"))
         .map(|t| t.contains("Log lines dropped"))
         .unwrap_or(false);
-    let median = |v: &[(f64, Duration, Duration)], f: fn(&(f64, Duration, Duration)) -> f64| {
+    let median = |v: &[Load], f: fn(&Load) -> f64| {
         let mut x: Vec<f64> = v.iter().map(f).collect();
         x.sort_by(|a, b| a.total_cmp(b));
         x[x.len() / 2]
