@@ -21,8 +21,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use foca::{
-    BroadcastHandler, Config, Foca, Member as FocaMember, Notification, OwnedNotification,
-    PeriodicParams, PostcardCodec, State, Timer,
+    BroadcastHandler, Codec, Config, Foca, Incarnation, Member as FocaMember, Notification,
+    OwnedNotification, PeriodicParams, PostcardCodec, State, Timer,
 };
 use parking_lot::Mutex;
 use rand::rngs::StdRng;
@@ -54,6 +54,8 @@ const EAGER_GOSSIP: Duration = Duration::from_millis(20);
 const EVENT_IDS: usize = 1024;
 const EVENT_WINDOW: u64 = 512;
 const LEAVE_IDS: usize = 1024;
+/// Suspicions remembered so that one is logged once, however often the member is probed.
+const SUSPICION_IDS: usize = 1024;
 /// Largest encoded custom broadcast: it must share a packet with foca's header.
 pub(crate) const MAX_ITEM: usize = 1024;
 /// Largest encoded member metadata (memberlist's node meta limit).
@@ -347,6 +349,13 @@ pub(crate) struct Core {
     dirty: bool,
     leaving: bool,
     left: bool,
+    /// (member, incarnation) this member suspected after an unanswered probe.
+    suspected: HashSet<(NodeId, Incarnation)>,
+    /// This member's incarnation as its last outgoing header carried it: it rises when
+    /// the member refutes a suspicion of itself.
+    incarnation: Incarnation,
+    suspicions: u64,
+    refutations: u64,
 }
 
 impl Core {
@@ -397,6 +406,10 @@ impl Core {
             dirty: true,
             leaving: false,
             left: false,
+            suspected: HashSet::new(),
+            incarnation: 0,
+            suspicions: 0,
+            refutations: 0,
             p,
         };
         core.broadcast_local_meta(now);
@@ -1060,6 +1073,9 @@ impl Core {
             for note in notes {
                 self.apply_note(now, note);
             }
+            if let Some((_, data)) = sends.first() {
+                self.note_incarnation(data);
+            }
             for (to, data) in sends {
                 let mut payload = Vec::with_capacity(data.len() + 1);
                 payload.push(KIND_FOCA);
@@ -1070,7 +1086,13 @@ impl Core {
                 });
             }
             for (after, timer) in timers {
-                if let Timer::ChangeSuspectToDown { member_id, .. } = &timer {
+                if let Timer::ChangeSuspectToDown {
+                    member_id,
+                    incarnation,
+                    ..
+                } = &timer
+                {
+                    self.note_suspicion(member_id, *incarnation);
                     self.check_liveness(member_id.clone());
                 }
                 self.schedule(now + after, timer);
@@ -1091,6 +1113,41 @@ impl Core {
                 }
             }
         }
+    }
+
+    /// Counts and logs a suspicion this member raised (memberlist's "Suspect X has failed,
+    /// no acks received"), once per member and incarnation.
+    fn note_suspicion(&mut self, id: &NodeId, incarnation: Incarnation) {
+        if self.suspected.len() >= SUSPICION_IDS {
+            self.suspected.clear();
+        }
+        if self.suspected.insert((id.clone(), incarnation)) {
+            self.suspicions += 1;
+            info!(target: "gossip", pool = %self.p.pool, member = %id.name, incarnation,
+                "Suspecting a member: no ack received.");
+        }
+    }
+
+    /// Reads this member's incarnation from an outgoing foca header: a rise means it
+    /// refuted a suspicion of itself (memberlist's "Refuting a suspect message").
+    fn note_incarnation(&mut self, data: &[u8]) {
+        let Ok(header) = Codec::<NodeId>::decode_header(&mut PostcardCodec, data) else {
+            return;
+        };
+        let now = header.src_incarnation;
+        if now > self.incarnation {
+            self.refutations += u64::from(now - self.incarnation);
+            info!(target: "gossip", pool = %self.p.pool, incarnation = now,
+                "Refuted a suspicion of this member.");
+        }
+        // A renewed identity starts again from 0.
+        self.incarnation = now;
+    }
+
+    /// (suspicions raised, refutations made) since start.
+    #[cfg(test)]
+    pub(crate) fn suspicion_counts(&self) -> (u64, u64) {
+        (self.suspicions, self.refutations)
     }
 
     /// Keeps foca's retransmit and suspicion settings in step with the cluster size.

@@ -468,6 +468,21 @@ mod sim {
                 );
             }
             suspicions += usize::from(peak > 0);
+            let raised: u64 = (0..16)
+                .map(|i| sim.nodes[i].core.suspicion_counts().0)
+                .sum();
+            let refuted = sim.nodes[victim].core.suspicion_counts().1;
+            assert_eq!(
+                peak > 0,
+                raised > 0,
+                "seed {seed}: suspicions counted {raised}"
+            );
+            if peak > 0 {
+                assert!(
+                    refuted >= 1,
+                    "seed {seed}: suspected but no refutation counted"
+                );
+            }
             assert!(sim.all_see(16, &[]), "seed {seed}");
             for i in 0..16 {
                 let failed = sim.count_events(i, |e| matches!(e, GossipEvent::Failed(_)));
