@@ -294,11 +294,12 @@ pub async fn run(cfg: RuntimeConfig, flags: AgentFlags) -> anyhow::Result<()> {
     print_banner(&cfg, &node_id, &http_addrs, &rpc_addr);
     tracing::info!(target: "agent", node = %cfg.node_name, datacenter = %cfg.datacenter,
         startup_ms = started.elapsed().as_millis() as u64, "Agent started.");
-    notify_systemd("READY=1");
 
-    // Signals and reloads until shutdown.
+    // Signals and reloads until shutdown. The handlers are in place before systemd hears
+    // READY=1: a SIGTERM right after it must stop the agent gracefully.
     let mut sighup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    notify_systemd("READY=1");
     // Whether to leave the cluster gracefully: always on `leave`, per config on signals.
     let leave = loop {
         tokio::select! {

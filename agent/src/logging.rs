@@ -313,6 +313,17 @@ pub fn subscribe(level: &str, json: bool) -> Result<Option<Subscription>, LogErr
     Ok(hub.map(|h| h.subscribe(level, json)))
 }
 
+/// Now as Go prints a UTC time (`2026-11-25 12:00:00 +0000 UTC`), as Consul's metrics
+/// endpoint shows its `Timestamp`.
+pub fn go_utc_now() -> String {
+    let (secs, nanos) = record::now();
+    let mut out = Vec::with_capacity(24);
+    format::rfc3339_millis(&mut out, secs, nanos);
+    let mut text = String::from_utf8_lossy(&out[..19.min(out.len())]).replace('T', " ");
+    text.push_str(" +0000 UTC");
+    text
+}
+
 /// Counters of every sink of the running logging system (empty when not initialised).
 /// Exported as metrics: `written`, `dropped` per sink.
 pub fn stats() -> Vec<SinkStats> {

@@ -79,6 +79,20 @@ fn stderr_of(agent: &Agent) -> String {
     std::fs::read_to_string(agent.dir().join("agent.stderr")).unwrap_or_default()
 }
 
+/// A logging figure of `GET /v1/agent/metrics` (Consul's JSON shape) for one sink.
+async fn log_metric(agent: &Agent, name: &str, sink: &str) -> anyhow::Result<u64> {
+    let reply = agent.http_get("/v1/agent/metrics").await?;
+    ensure!(reply.status == 200, "{}: {}", reply.status, reply.text());
+    let v = reply.json()?;
+    v["Gauges"]
+        .as_array()
+        .context("no Gauges")?
+        .iter()
+        .find(|g| g["Name"] == name && g["Labels"]["sink"] == sink)
+        .and_then(|g| g["Value"].as_u64())
+        .with_context(|| format!("no {name} for sink {sink}: {v}"))
+}
+
 fn syslog_config(address: &str) -> Value {
     json!({"enable_syslog": true, "syslog_address": address, "log_level": "info"})
 }
@@ -403,6 +417,19 @@ async fn a_stalled_or_stopped_rsyslog_does_not_stall_the_agent() {
     assert!(
         warning.contains("sink=syslog") && warning.contains("total_dropped="),
         "{warning}"
+    );
+    // The loss is a metric too, in Consul's JSON and in Prometheus' text.
+    let dropped = must(log_metric(&agent, "consul.log.lines_dropped", "syslog").await);
+    assert!(dropped > 0, "no syslog drops counted");
+    let prom = must(agent.http_get("/v1/agent/metrics?format=prometheus").await);
+    assert_eq!(prom.status, 200);
+    assert!(
+        prom.text().lines().any(|l| l
+            .strip_prefix("consul_log_lines_dropped{sink=\"syslog\"} ")
+            .and_then(|n| n.parse::<u64>().ok())
+            .is_some_and(|n| n >= dropped)),
+        "{}",
+        prom.text()
     );
 
     let restarted = Instant::now();
@@ -733,4 +760,168 @@ async fn default_address_is_dev_log_when_free() {
     );
     drop(agent);
     drop(rs);
+}
+
+/// A full disk (the log file is `/dev/full`, where every write fails with ENOSPC):
+/// the agent keeps serving, says once that it cannot write, holds a bounded backlog,
+/// drops and counts the rest, and writes again as soon as the file is writable.
+#[tokio::test]
+async fn a_full_disk_loses_lines_counted_and_recovers() {
+    const SIZE: usize = 64 * 1024;
+    let logs = Workdir::new("logs").unwrap();
+    let active = logs.path().join("consul.log");
+    std::os::unix::fs::symlink("/dev/full", &active).unwrap();
+    let agent = must(
+        Agent::start_with_config(json!({
+            "log_level": "debug",
+            "log_file": format!("{}/", logs.path().display()),
+            "check_output_max_size": SIZE + 1024,
+        }))
+        .await,
+    );
+    must(register_web(&agent).await);
+    // 200 warnings of 64 KiB: far beyond the 4 MiB the file sink holds back.
+    let times = must(timed_updates(&agent, 400, SIZE, "full").await);
+    let (p50, p99, max) = summary(&times);
+    eprintln!("updates while the disk is full: p50 {p50:?} p99 {p99:?} max {max:?}");
+    must(
+        line_with(
+            "the write error on stderr",
+            || stderr_of(&agent),
+            "Cannot write the log file",
+        )
+        .await,
+    );
+    let warning = must(
+        line_with(
+            "the drop warning on stderr",
+            || stderr_of(&agent),
+            "Log lines dropped",
+        )
+        .await,
+    );
+    assert!(warning.contains("sink=file"), "{warning}");
+    let dropped = must(log_metric(&agent, "consul.log.lines_dropped", "file").await);
+    assert!(dropped > 0, "no file drops counted");
+
+    // Space again: the path now names a writable file; the sink notices within a
+    // second, reopens it and writes what it still holds, then new lines.
+    let fresh = logs.path().join("fresh.log");
+    std::fs::write(&fresh, b"").unwrap();
+    std::fs::rename(&fresh, &active).unwrap();
+    let file_text = || std::fs::read_to_string(&active).unwrap_or_default();
+    let mut n = 0u32;
+    must(
+        wait_until(DELIVERY, "a line in the file after space came back", || {
+            n += 1;
+            let attempt = n;
+            let text = file_text();
+            let agent = &agent;
+            async move {
+                if text.contains("after-space-") {
+                    return Ok(());
+                }
+                ttl(agent, "passing", "").await?;
+                ttl(agent, "warning", &format!("after-space-{attempt}")).await?;
+                bail!("not written yet ({} bytes)", text.len())
+            }
+        })
+        .await,
+    );
+    must(
+        line_with(
+            "the recovery notice",
+            || stderr_of(&agent),
+            "Writing the log file again",
+        )
+        .await,
+    );
+    // Whole lines only: the backlog was kept line by line.
+    let text = file_text();
+    for line in text.lines() {
+        assert!(
+            line.len() > 25 && line.as_bytes()[24] == b' ' && line.contains(" ["),
+            "a broken line: {}",
+            &line[..line.len().min(120)]
+        );
+    }
+}
+
+/// `log_level` is reloadable: `tribune reload` after the config file changes makes
+/// the file sink more and then less verbose, without a restart.
+#[tokio::test]
+async fn log_level_follows_a_reload() {
+    let logs = Workdir::new("logs").unwrap();
+    let agent = must(
+        Agent::start_with_config(json!({
+            "log_level": "info",
+            "log_file": format!("{}/", logs.path().display()),
+        }))
+        .await,
+    );
+    let file_text = || std::fs::read_to_string(logs.path().join("consul.log")).unwrap_or_default();
+    let reload = |level: &str| {
+        std::fs::write(
+            agent.config_dir().join("zz-log-level.json"),
+            json!({ "log_level": level }).to_string(),
+        )
+        .unwrap();
+        let out = std::process::Command::new(must(tribune_bin()))
+            .arg("reload")
+            .arg(format!("-http-addr={}", agent.http_addr()))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "tribune reload: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    must(register_web(&agent).await);
+    // A changed output under the same status logs "Check output changed." at debug.
+    must(ttl(&agent, "warning", "info-1").await);
+    must(ttl(&agent, "warning", "info-2").await);
+    must(ttl(&agent, "passing", "").await);
+    must(line_with("the info lines", file_text, "Check is now passing").await);
+    assert!(!file_text().contains("[DEBUG]"), "{}", file_text());
+
+    reload("debug");
+    must(ttl(&agent, "warning", "debug-1").await);
+    must(ttl(&agent, "warning", "debug-2").await);
+    let debug = must(
+        line_with(
+            "a debug line after the reload to debug",
+            file_text,
+            "Check output changed",
+        )
+        .await,
+    );
+    assert!(debug.contains("[DEBUG] checks: "), "{debug}");
+
+    reload("warn");
+    // Lines logged before the reload may still be on their way to the file: a warning
+    // marks where the new level starts (the file sink keeps the order of lines).
+    must(ttl(&agent, "passing", "").await);
+    must(ttl(&agent, "warning", "warn-0").await);
+    must(
+        line_with(
+            "the first warning after the reload to warn",
+            file_text,
+            "warn-0",
+        )
+        .await,
+    );
+    let text = file_text();
+    let before = text.find("warn-0").unwrap();
+    let before = before + text[before..].find('\n').unwrap();
+    must(ttl(&agent, "passing", "").await);
+    must(ttl(&agent, "warning", "warn-1").await);
+    let tail = || file_text()[before..].to_string();
+    must(line_with("the warning after the reload to warn", tail, "warn-1").await);
+    assert!(
+        !tail().contains("[INFO]") && !tail().contains("[DEBUG]"),
+        "{}",
+        tail()
+    );
 }

@@ -51,6 +51,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/v1/agent/version", get(agent::version))
         .route("/v1/agent/plugins", get(plugins::list))
         .route("/v1/agent/monitor", get(super::monitor::monitor))
+        .route("/v1/agent/metrics", get(super::monitor::metrics))
         // catalog
         .route("/v1/catalog/register", put(catalog::register))
         .route("/v1/catalog/deregister", put(catalog::deregister))
