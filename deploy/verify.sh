@@ -93,10 +93,13 @@ import json, sys, yaml
 here = sys.argv[1]
 c = yaml.safe_load(open(f"{here}/compose/docker-compose.yml"))
 s = c["services"]
-need = {"server1", "server2", "server3", "client1", "node-exporter", "victoriametrics"}
+need = {"server1", "server2", "server3", "client1", "node-exporter", "prometheus"}
 missing = need - set(s)
 assert not missing, f"compose lacks services {missing}"
 assert s["client1"]["command"][1:2] == ["-config-dir=/etc/tribune.d"], s["client1"]["command"]
+assert s["prometheus"]["image"].startswith("prom/prometheus:"), s["prometheus"]["image"]
+servers = [n for n in s if s[n].get("command", [""])[0] == "agent"]
+assert len(servers) == 4, f"expected 3 servers and 1 client, got {servers}"
 p = json.load(open(f"{here}/elk/tribune-pipeline.json"))
 text = json.dumps(p)
 for key in ["@level", "@module", "@message", "@timestamp", "@origin"]:
