@@ -17,6 +17,8 @@
 //!   (the target of health checks);
 //! - [`scrape`]: node_exporter and the Prometheus-compatible scrapers that
 //!   discover targets through `consul_sd_configs`.
+//! - [`netns`]: [`netns::Lab`], network namespaces joined by a bridge, where
+//!   a suite cuts one node off the others (partition tests; needs root).
 //! - [`rsyslog`]: a private instance of Debian's rsyslogd with the seed's
 //!   `local0.*` rule, for the logging suite.
 //!
@@ -26,6 +28,7 @@
 
 pub mod agent;
 pub mod http;
+pub mod netns;
 pub mod process;
 pub mod rsyslog;
 pub mod scrape;
