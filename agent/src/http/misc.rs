@@ -4,6 +4,7 @@ use super::{body_bytes, ApiError, Ctx, HttpState};
 use crate::acl::{Access, Resource};
 use axum::extract::{Path, Request, State};
 use axum::response::Response;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use tribune_api::types as api;
 
@@ -18,6 +19,28 @@ pub async fn peers(State(s): State<Arc<HttpState>>, req: Request) -> Result<Resp
     Ok(super::json(&s.rpc.peers(), ctx.pretty()))
 }
 
+/// Gossip's view of the servers: Raft node id → (node UUID, node name).
+fn server_names(s: &HttpState) -> BTreeMap<u64, (String, String)> {
+    let mut out: BTreeMap<u64, (String, String)> = s
+        .cluster
+        .lan
+        .members()
+        .into_iter()
+        .filter(|m| m.meta.role == crate::gossip::Role::Server && !m.meta.node_id.is_empty())
+        .map(|m| {
+            (
+                crate::raft::node_id_from_uuid(&m.meta.node_id),
+                (m.meta.node_id, m.name),
+            )
+        })
+        .collect();
+    out.insert(
+        s.rpc.node_id(),
+        (s.info.node_id.clone(), s.info.node_name.clone()),
+    );
+    out
+}
+
 pub async fn raft_configuration(
     State(s): State<Arc<HttpState>>,
     req: Request,
@@ -27,26 +50,26 @@ pub async fn raft_configuration(
     let Some(raft) = s.rpc.raft() else {
         return Err(ApiError::internal("this agent is not a server"));
     };
+    let names = server_names(&s);
     let m = raft.metrics().borrow().clone();
     let membership = m.membership_config.membership();
     let servers = membership
         .nodes()
-        .map(|(id, node)| api::RaftServer {
-            id: if *id == s.rpc.node_id() {
-                s.info.node_id.clone()
-            } else {
-                id.to_string()
-            },
-            node: if *id == s.rpc.node_id() {
-                s.info.node_name.clone()
-            } else {
-                String::new()
-            },
-            address: node.addr.clone(),
-            leader: m.current_leader == Some(*id),
-            protocol_version: "3".into(),
-            voter: membership.voter_ids().any(|v| v == *id),
-            last_index: m.last_log_index.unwrap_or(0),
+        .map(|(id, node)| {
+            // Servers gossip has not told us about (yet) show their Raft id, no name.
+            let (uuid, name) = names
+                .get(id)
+                .cloned()
+                .unwrap_or_else(|| (id.to_string(), String::new()));
+            api::RaftServer {
+                id: uuid,
+                node: name,
+                address: node.addr.clone(),
+                leader: m.current_leader == Some(*id),
+                protocol_version: "3".into(),
+                voter: membership.voter_ids().any(|v| v == *id),
+                last_index: m.last_log_index.unwrap_or(0),
+            }
         })
         .collect();
     let index = m.membership_config.log_id().map_or(1, |l| l.index);
@@ -54,6 +77,125 @@ pub async fn raft_configuration(
         &api::RaftConfiguration { servers, index },
         ctx.pretty(),
     ))
+}
+
+/// `DELETE /v1/operator/raft/peer?id=|?address=`: removes a (dead) server from the Raft
+/// configuration (Consul's `Operator.RaftRemovePeerByID`/`ByAddress`). The leader makes the
+/// change; a follower hands the request to the leader's HTTP API. A removed server that is
+/// still alive in gossip is added back by the leader's reconcile, as in Consul.
+pub async fn raft_remove_peer(
+    State(s): State<Arc<HttpState>>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let ctx = Ctx::new(&s, &req)?;
+    ctx.authz.require(Resource::Operator, "", Access::Write)?;
+    let target = match (ctx.params.get("id"), ctx.params.get("address")) {
+        (None, None) => {
+            return Err(ApiError::bad_request(
+                "Must specify either ?id with the server's ID or ?address with IP:port of peer to remove",
+            ))
+        }
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "Must specify only one of ?id or ?address",
+            ))
+        }
+        (Some(id), None) => Peer::Id(id.to_string()),
+        (None, Some(addr)) => Peer::Address(addr.to_string()),
+    };
+    let Some(raft) = s.rpc.raft() else {
+        return Err(ApiError::internal("this agent is not a server"));
+    };
+    if !s.rpc.leader_status().is_leader {
+        return forward_to_leader(&s, req).await;
+    }
+    let m = raft.metrics().borrow().clone();
+    let membership = m.membership_config.membership();
+    let names = server_names(&s);
+    let found = match &target {
+        Peer::Address(addr) => membership
+            .nodes()
+            .find(|(_, n)| n.addr == *addr)
+            .map(|(id, _)| *id),
+        // The node UUID `list-peers` shows, or the numeric Raft id.
+        Peer::Id(want) => membership.nodes().map(|(id, _)| *id).find(|id| {
+            names.get(id).is_some_and(|(uuid, _)| uuid == want) || id.to_string() == *want
+        }),
+    };
+    let Some(id) = found else {
+        return Err(ApiError::internal(match &target {
+            Peer::Address(a) => format!("address {a:?} was not found in the Raft configuration"),
+            Peer::Id(i) => format!("id {i:?} was not found in the Raft configuration"),
+        }));
+    };
+    let voters: std::collections::BTreeSet<u64> =
+        membership.voter_ids().filter(|v| *v != id).collect();
+    drop(m);
+    if voters.is_empty() {
+        return Err(ApiError::internal(
+            "cannot remove the last voter from the Raft configuration",
+        ));
+    }
+    raft.change_membership(voters, false)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    tracing::warn!(target: "rpc", peer = %target, "Removed Raft peer.");
+    // Consul answers 200 with an empty body.
+    Ok(Response::default())
+}
+
+enum Peer {
+    Id(String),
+    Address(String),
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Peer::Id(i) => write!(f, "id {i}"),
+            Peer::Address(a) => write!(f, "address {a}"),
+        }
+    }
+}
+
+/// Sends an operator request to the leader's HTTP API (found through gossip metadata).
+async fn forward_to_leader(s: &HttpState, req: Request) -> Result<Response, ApiError> {
+    let leader_rpc = s
+        .rpc
+        .leader_addr()
+        .ok_or_else(|| ApiError::internal(crate::structs::msg::NO_LEADER))?;
+    let http = s
+        .cluster
+        .lan
+        .members()
+        .into_iter()
+        .find(|m| m.meta.rpc_addr.is_some_and(|a| a.to_string() == leader_rpc))
+        .and_then(|m| m.meta.http_addr)
+        .ok_or_else(|| ApiError::internal(crate::structs::msg::NO_LEADER))?;
+    let (parts, _) = req.into_parts();
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut rb = s
+        .forward_client
+        .request(parts.method.clone(), format!("http://{http}{path}"))
+        .timeout(std::time::Duration::from_secs(30));
+    for name in ["x-consul-token", "authorization"] {
+        if let Some(v) = parts.headers.get(name) {
+            rb = rb.header(name, v);
+        }
+    }
+    let resp = rb
+        .send()
+        .await
+        .map_err(|e| ApiError::internal(format!("rpc error: forwarding to the leader: {e}")))?;
+    let status = resp.status().as_u16();
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| ApiError::internal(format!("rpc error: forwarding to the leader: {e}")))?;
+    Response::builder()
+        .status(status)
+        .body(axum::body::Body::from(body))
+        .map_err(|e| ApiError::internal(e.to_string()))
 }
 
 pub async fn fire(
