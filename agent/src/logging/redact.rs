@@ -75,16 +75,19 @@ impl Redactor {
         }
     }
 
-    /// Hides the secrets of `rec` in `line`, its formatted form: a record whose message
-    /// and values hold nothing to hide (known after the first sink looked) is left as is.
-    /// Field names need no look: secret-named fields were replaced at capture.
+    /// Hides the secrets of `rec` in `line`, its formatted form: a record whose message,
+    /// field names and values hold nothing to hide (known after the first sink looked)
+    /// is left as is. Field names count: `xtoken=abc` in a text line is hidden whole.
     pub fn scrub_record(&self, rec: &Record, line: &mut Vec<u8>) {
         let clean = *rec.clean.get_or_init(|| {
             let mut text = std::iter::once(rec.message())
                 .chain(rec.origin.as_deref())
-                .chain(rec.fields().filter_map(|(_, v)| match v {
-                    Value::Str(s) => Some(s),
-                    _ => None,
+                .chain(rec.fields().flat_map(|(name, v)| {
+                    let value = match v {
+                        Value::Str(s) => Some(s),
+                        _ => None,
+                    };
+                    std::iter::once(name).chain(value)
                 }));
             !text.any(|t| self.may_hide(t.as_bytes()))
         });
@@ -241,6 +244,7 @@ fn nonempty(line: &[u8], s: usize, e: usize) -> Option<(usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logging::record::Level;
 
     fn scrub(r: &Redactor, s: &str) -> String {
         let mut v = s.as_bytes().to_vec();
@@ -297,6 +301,33 @@ mod tests {
             scrub(&r, &format!("output: got {tok} and {key}; short stays")),
             "output: got <hidden> and <hidden>; short stays"
         );
+    }
+
+    #[test]
+    fn records_are_scrubbed_by_message_field_names_and_values() {
+        let r = Redactor::new(["0123456789-secret"]);
+        let line = |rec: &Record| {
+            let mut out = Vec::new();
+            super::super::format::text_body(&mut out, rec);
+            r.scrub_record(rec, &mut out);
+            String::from_utf8(out).unwrap()
+        };
+        let clean =
+            Record::now(Level::Info, "agent", "Synced service.").with("service", Value::Str("web"));
+        assert_eq!(line(&clean), "[INFO]  agent: Synced service: service=web");
+        assert_eq!(clean.clean.get(), Some(&true));
+        // A name no capture rule hides, but the line's key pattern does.
+        let named =
+            Record::now(Level::Info, "http", "Request.").with("xtoken", Value::Str("abc123"));
+        assert_eq!(line(&named), "[INFO]  http: Request: xtoken=<hidden>");
+        let valued = Record::now(Level::Info, "http", "Request.")
+            .with("url", Value::Str("/v1/kv/a?token=abc123"));
+        assert_eq!(
+            line(&valued),
+            r#"[INFO]  http: Request: url="/v1/kv/a?token=<hidden>""#
+        );
+        let configured = Record::now(Level::Info, "agent", "has 0123456789-secret in it");
+        assert_eq!(line(&configured), "[INFO]  agent: has <hidden> in it");
     }
 
     #[test]
