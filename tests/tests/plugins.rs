@@ -12,7 +12,7 @@ mod support;
 use serde_json::{json, Value};
 use std::time::Duration;
 use support::*;
-use tribune_tests::{must, wait_until};
+use tribune_tests::{must, wait_until, Agent};
 
 #[tokio::test]
 async fn one_example_per_sdk_language_runs_as_a_check() {
@@ -292,6 +292,108 @@ async fn a_full_hook_queue_drops_events_and_counts_them() {
     );
     let page = must(agent.http_get("/v1/agent/self").await);
     assert_eq!(page.status, 200);
+    // And the loss is logged (at the 1st, 10th, 100th... drop), naming the plugin. The
+    // console sink writes from its own thread: poll.
+    let log = agent.dir().join("agent.stderr");
+    must(
+        wait_until(SETTLE, "the overflow in the agent's log", || async {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.lines().any(|l| {
+                l.contains("Event hook queue full; events dropped") && l.contains("plugin=slow")
+            }) {
+                Ok(())
+            } else {
+                anyhow::bail!("not yet")
+            }
+        })
+        .await,
+    );
+}
+
+#[tokio::test]
+async fn event_hooks_hear_members_leaders_and_user_events() {
+    let hook = JsonServer::start(200, "{}").await;
+    let plugins = vec![plugin(
+        "webhook",
+        "webhook",
+        json!({
+            "config": {"url": hook.url("/events"), "retries": 3, "backoff_ms": 50},
+            "grants": {"http": [hook.addr.to_string()]},
+            "events": ["member-joined", "member-left", "member-failed", "leader-changed", "user-event"],
+        }),
+    )];
+    let server = must(
+        Agent::start_with_config(json!({"node_name": "hook-server", "plugins": plugins})).await,
+    );
+    let client = must(
+        Agent::start_with_config_unready(
+            json!({
+                "node_name": "hook-client",
+                "server": false,
+                "bootstrap_expect": null,
+                "retry_join": [format!("127.0.0.1:{}", server.ports().serf_lan)],
+                "retry_interval": "1s",
+            }),
+            &[],
+        )
+        .await,
+    );
+    let saw = |kind: &'static str, key: &'static str, field: &'static str, want: &'static str| {
+        let hook = &hook;
+        async move {
+            must(
+                wait_until(SETTLE, &format!("a {kind} event with {want}"), || async {
+                    let bodies = hook.bodies();
+                    bodies
+                        .iter()
+                        .find(|b| b["Kind"] == kind && b[key][field].as_str() == Some(want))
+                        .cloned()
+                        .ok_or_else(|| anyhow::anyhow!("not yet: {bodies:?}"))
+                })
+                .await,
+            )
+        }
+    };
+    let joined = saw("member-joined", "Member", "Name", "hook-client").await;
+    assert_eq!(joined["Member"]["Role"], "client", "{joined}");
+    assert_eq!(joined["Node"], "hook-server");
+
+    // The leader the server elected at startup.
+    let leader = must(server.get_json("/v1/status/leader").await);
+    let bodies = hook.bodies();
+    assert!(
+        bodies
+            .iter()
+            .any(|b| b["Kind"] == "leader-changed" && b["Leader"] == leader),
+        "no leader-changed event naming {leader}: {bodies:?}"
+    );
+
+    // A user event fired on the client reaches the server's hook over gossip.
+    must(must(client.http_put("/v1/event/fire/deploy", "v42").await).ensure_ok());
+    let user = saw("user-event", "User", "Name", "deploy").await;
+    assert_eq!(user["User"]["Payload"], "v42", "{user}");
+
+    // The client goes: a graceful leave is `member-left`, and should the leave message
+    // not get out before it stops, the server's failure detector reports
+    // `member-failed`. Either way the hook hears of it.
+    must(must(client.http_put("/v1/agent/leave", "").await).ensure_ok());
+    let gone = must(
+        wait_until(SETTLE, "a member-left or member-failed event", || async {
+            let bodies = hook.bodies();
+            bodies
+                .iter()
+                .find(|b| {
+                    (b["Kind"] == "member-left" || b["Kind"] == "member-failed")
+                        && b["Member"]["Name"] == "hook-client"
+                })
+                .cloned()
+                .ok_or_else(|| anyhow::anyhow!("not yet: {bodies:?}"))
+        })
+        .await,
+    );
+    assert_eq!(gone["Member"]["Role"], "client", "{gone}");
+    let p = must(plugin_status(&server, "webhook").await);
+    assert_eq!(p["Counters"]["Errors"], 0, "{p}");
 }
 
 #[tokio::test]

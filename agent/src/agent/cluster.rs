@@ -174,6 +174,10 @@ pub async fn start(
         let lan = lan.clone();
         tracker.spawn(async move {
             while let Some(ev) = lan_events.recv().await {
+                // Event hooks (WASM plugins) hear member joins, failures and leaves.
+                if let Some(p) = local.plugins() {
+                    p.gossip_event(&ev);
+                }
                 match &ev {
                     GossipEvent::Joined(m) => tracing::info!(target: "gossip", member = %m.name, addr = %m.addr, "Member joined."),
                     GossipEvent::Failed(m) => tracing::warn!(target: "gossip", member = %m.name, "Member failed."),

@@ -397,7 +397,7 @@ impl Plugins {
         if let Some(k) = settings.kind {
             if k != loaded.kind {
                 let msg = format!(
-                    "configured as kind {k:?} but the component is a {}",
+                    "configured as kind {k} but the component is a {}",
                     loaded.kind
                 );
                 return failed(settings, Some(Box::new(loaded.analysis)), Some(sha256), msg);
