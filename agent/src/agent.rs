@@ -176,9 +176,12 @@ pub async fn run(cfg: RuntimeConfig, flags: AgentFlags) -> anyhow::Result<()> {
         txn_max_req_len: cfg.txn_max_req_len,
         session_ttl_min: cfg.session_ttl_min,
     };
+    // Not `shutdown` itself: cancelling that stops the gossip pools at once, and a
+    // `tribune leave` must first tell the others (they record `left`, not `failed`).
+    let leave_requested = CancellationToken::new();
     let control = Control {
         reload: reload_tx,
-        leave: shutdown.clone(),
+        leave: leave_requested.clone(),
     };
     let acl = crate::acl::Acl::new(
         cfg.acl
@@ -303,6 +306,7 @@ pub async fn run(cfg: RuntimeConfig, flags: AgentFlags) -> anyhow::Result<()> {
     // Whether to leave the cluster gracefully: always on `leave`, per config on signals.
     let leave = loop {
         tokio::select! {
+            _ = leave_requested.cancelled() => break true,
             _ = shutdown.cancelled() => break true,
             _ = tokio::signal::ctrl_c() => {
                 tracing::info!(target: "agent", "Caught interrupt, shutting down.");
@@ -329,6 +333,8 @@ pub async fn run(cfg: RuntimeConfig, flags: AgentFlags) -> anyhow::Result<()> {
 
     // Ordered shutdown: listeners, checks, gossip leave, background tasks, Raft.
     notify_systemd("STOPPING=1");
+    // Whatever watches the leave token (monitor streams) stops on every shutdown.
+    leave_requested.cancel();
     http_shutdown.cancel();
     local.stop_checks();
     if let Some(p) = local.plugins() {

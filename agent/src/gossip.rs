@@ -40,6 +40,28 @@ use tokio_util::sync::CancellationToken;
 
 pub use keyring::{keygen, validate_key, KeyError, Keyring};
 
+/// The environment variable that shortens `reconnect_timeout` of the LAN pool below
+/// Consul's 8-minute minimum. **For tests only** (the integration suites reap failed members
+/// in seconds); users set `reconnect_timeout` in the config, which refuses less than `8m`.
+pub const TEST_RECONNECT_TIMEOUT_ENV: &str = "TRIBUNE_TEST_RECONNECT_TIMEOUT";
+
+/// [`TEST_RECONNECT_TIMEOUT_ENV`] as a Go duration (`"5s"`), if set and not empty.
+fn test_reconnect_timeout() -> Result<Option<Duration>, GossipError> {
+    let Some(v) = std::env::var_os(TEST_RECONNECT_TIMEOUT_ENV).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let v = v.to_string_lossy();
+    match tribune_api::parse_go_duration(&v) {
+        Ok(d) if !d.is_zero() => Ok(Some(d)),
+        Ok(_) => Err(GossipError::Config(format!(
+            "{TEST_RECONNECT_TIMEOUT_ENV}={v:?}: the timeout must be above zero"
+        ))),
+        Err(e) => Err(GossipError::Config(format!(
+            "{TEST_RECONNECT_TIMEOUT_ENV}={v:?} is not a duration: {e}"
+        ))),
+    }
+}
+
 /// Which gossip pool an instance runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pool {
@@ -351,9 +373,16 @@ impl Gossip {
     /// [`join`]: Gossip::join
     /// [`leave`]: Gossip::leave
     pub async fn start(
-        cfg: GossipConfig,
+        mut cfg: GossipConfig,
         shutdown: CancellationToken,
     ) -> Result<(Gossip, mpsc::Receiver<GossipEvent>), GossipError> {
+        if cfg.pool == Pool::Lan {
+            if let Some(d) = test_reconnect_timeout()? {
+                tracing::warn!(target: "gossip", timeout = ?d,
+                    "TRIBUNE_TEST_RECONNECT_TIMEOUT is set: failed LAN members are reaped after this test-only timeout.");
+                cfg.reconnect_timeout = d;
+            }
+        }
         let (inner, events) = runtime::start(cfg, shutdown).await?;
         Ok((Gossip { inner }, events))
     }

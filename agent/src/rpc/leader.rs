@@ -64,6 +64,9 @@ pub async fn run(
     // `consul` service) right after its election rather than on the next tick.
     let mut raft_metrics = server.raft().map(|r| r.metrics());
     let mut was_leader = false;
+    // Servers seen failed: when one vanishes from gossip (reaped after `reconnect_timeout`)
+    // the leader removes it from the Raft voters too, like Consul's `handleReapMember`.
+    let mut failed_servers: BTreeMap<String, u64> = BTreeMap::new();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -86,6 +89,7 @@ pub async fn run(
         }
         was_leader = server.leader_status().is_leader;
         let view: Vec<ClusterMember> = members.borrow_and_update().clone();
+        let reaped = reaped_servers(&mut failed_servers, &view, &cfg.datacenter);
         if cfg.bootstrap_expect > 1 {
             maybe_bootstrap(&server, &cfg, &view).await;
         }
@@ -103,11 +107,70 @@ pub async fn run(
                 }
             }
         }
+        if let Err(e) = remove_voters(&server, &reaped).await {
+            tracing::warn!(target: "rpc", error = %e, "Removing reaped servers from the Raft voters failed.");
+        }
         if let Err(e) = reconcile(&server, &cfg, &view).await {
             tracing::warn!(target: "rpc", error = %e, "Reconciling gossip membership into the catalog failed.");
         }
         expire_sessions(&server).await;
     }
+}
+
+/// Updates the failed servers seen so far; returns the Raft ids of those that are gone from
+/// the view (reaped). A server that comes back alive is no longer a candidate.
+fn reaped_servers(
+    failed: &mut BTreeMap<String, u64>,
+    view: &[ClusterMember],
+    datacenter: &str,
+) -> Vec<u64> {
+    let present: BTreeSet<&str> = view.iter().map(|m| m.name.as_str()).collect();
+    let mut reaped = Vec::new();
+    failed.retain(|name, id| {
+        let gone = !present.contains(name.as_str());
+        if gone {
+            reaped.push(*id);
+        }
+        !gone
+    });
+    for m in view
+        .iter()
+        .filter(|m| m.server && m.datacenter == datacenter)
+    {
+        if m.status == MemberState::Failed {
+            failed.insert(m.name.clone(), crate::raft::node_id_from_uuid(&m.node_id));
+        } else {
+            failed.remove(&m.name);
+        }
+    }
+    reaped
+}
+
+/// Removes reaped servers from the Raft voters (on the leader; never itself).
+async fn remove_voters(server: &Server, reaped: &[u64]) -> Result<(), RpcError> {
+    let Some(raft) = server.raft() else {
+        return Ok(());
+    };
+    if reaped.is_empty() || !server.leader_status().is_leader {
+        return Ok(());
+    }
+    let voters: BTreeSet<u64> = {
+        let m = raft.metrics().borrow().membership_config.clone();
+        m.membership().voter_ids().collect()
+    };
+    let want: BTreeSet<u64> = voters
+        .iter()
+        .copied()
+        .filter(|id| !reaped.contains(id) || *id == server.node_id())
+        .collect();
+    if want == voters || want.is_empty() {
+        return Ok(());
+    }
+    tracing::info!(target: "rpc", removed = voters.len() - want.len(), "Removing reaped servers from the Raft voters.");
+    raft.change_membership(want, false)
+        .await
+        .map_err(|e| RpcError::Raft(e.to_string()))?;
+    Ok(())
 }
 
 /// Bootstraps Raft when `bootstrap_expect` servers of this datacenter are alive. Only the
