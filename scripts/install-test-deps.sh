@@ -19,6 +19,7 @@ PACKAGES=(
   systemd                  # systemd-analyze verify, for deploy/verify.sh
   python3-yaml             # deploy/verify.sh parses the compose file with it
   gzip                     # the logging suite unpacks rotated archives
+  iproute2                 # ip netns, veths and a bridge for the partition suite (tests/tests/cluster_partition.rs)
 )
 
 missing=()
