@@ -53,6 +53,14 @@ async fn catalog_nodes(agent: &Agent) -> anyhow::Result<BTreeSet<String>> {
         .collect())
 }
 
+/// How many instances of `doomed-web` `agent` lists as passing.
+async fn passing(agent: &Agent) -> anyhow::Result<usize> {
+    let v = agent
+        .get_json("/v1/health/service/doomed-web?passing")
+        .await?;
+    Ok(v.as_array().map_or(0, Vec::len))
+}
+
 async fn serf_health(agent: &Agent, node: &str) -> anyhow::Result<String> {
     let cs = agent.get_json(&format!("/v1/health/node/{node}")).await?;
     Ok(cs
@@ -104,7 +112,7 @@ async fn left_member_is_deregistered_and_failed_members_are_reaped() {
         servers.push(must(Agent::start_with_config_unready(cfg, &[]).await));
     }
     let mut clients = Vec::new();
-    for name in ["leaver", "doomed"] {
+    for name in ["leaver", "doomed", "terminated", "forced"] {
         let cfg = json!({
             "node_name": name,
             "server": false,
@@ -125,6 +133,23 @@ async fn left_member_is_deregistered_and_failed_members_are_reaped() {
         wait_until(SETTLE, "five nodes in the catalog", || async {
             let nodes = catalog_nodes(&servers[0]).await?;
             ensure!(nodes == everyone, "catalog nodes {nodes:?}");
+            Ok(())
+        })
+        .await,
+    );
+    // A service on the client that will be killed, passing while its agent lives.
+    must(
+        clients[1]
+            .put_json_ok(
+                "/v1/agent/service/register",
+                &json!({"ID": "doomed-web", "Name": "doomed-web", "Port": 8080}),
+            )
+            .await,
+    );
+    must(
+        wait_until(SETTLE, "doomed-web to be passing", || async {
+            let n = passing(&servers[0]).await?;
+            ensure!(n == 1, "{n} passing instances");
             Ok(())
         })
         .await,
@@ -165,7 +190,25 @@ async fn left_member_is_deregistered_and_failed_members_are_reaped() {
         .await,
     );
 
-    // A client and a follower server get SIGKILL.
+    // SIGTERM on a client (`leave_on_terminate` defaults to true for clients) leaves too.
+    let status = must(clients[2].terminate(SETTLE).await);
+    assert!(status.success(), "terminated client exited with {status}");
+    must(
+        wait_until(
+            SETTLE,
+            "the SIGTERMed client to be `left` and deregistered",
+            || async {
+                let st = status_of(&servers[2], "terminated").await?;
+                ensure!(st == Some(3), "status {st:?}");
+                let nodes = catalog_nodes(&servers[0]).await?;
+                ensure!(!nodes.contains("terminated"), "catalog nodes {nodes:?}");
+                Ok(())
+            },
+        )
+        .await,
+    );
+
+    // Two clients and a follower server get SIGKILL.
     let leader_addr = match must(servers[0].get_json("/v1/status/leader").await) {
         Value::String(s) => s,
         other => panic!("leader: {other}"),
@@ -178,6 +221,7 @@ async fn left_member_is_deregistered_and_failed_members_are_reaped() {
     let victim_name = servers[victim].node().to_string();
     let victim_rpc = format!("127.0.0.1:{}", servers[victim].ports().server);
     must(clients[1].kill());
+    must(clients[3].kill());
     must(servers[victim].kill());
     let killed = Instant::now();
     let gone = ["doomed".to_string(), victim_name.clone()];
@@ -197,6 +241,54 @@ async fn left_member_is_deregistered_and_failed_members_are_reaped() {
         .await,
     );
     let failed_seen = Instant::now();
+    // Its service left the `?passing` results.
+    must(
+        wait_until(SETTLE, "doomed-web to leave ?passing", || async {
+            let n = passing(w).await?;
+            ensure!(n == 0, "{n} passing instances");
+            Ok(())
+        })
+        .await,
+    );
+    // `tribune force-leave`: the failed member is `left` and deregistered before any reap.
+    must(
+        wait_until(SETTLE, "forced to be failed", || async {
+            let st = status_of(w, "forced").await?;
+            ensure!(st == Some(4), "status {st:?}");
+            Ok(())
+        })
+        .await,
+    );
+    let out = Command::new(must(process::tribune_bin()))
+        .args([
+            "force-leave",
+            &format!("-http-addr={}", w.http_addr()),
+            "forced",
+        ])
+        .output()
+        .expect("run tribune force-leave");
+    assert!(
+        out.status.success() && out.stdout.is_empty(),
+        "force-leave: {out:?}"
+    );
+    must(
+        wait_until(
+            SETTLE,
+            "the force-left member to be `left` and deregistered",
+            || async {
+                let st = status_of(w, "forced").await?;
+                ensure!(st == Some(3), "status {st:?}");
+                let nodes = catalog_nodes(w).await?;
+                ensure!(!nodes.contains("forced"), "catalog nodes {nodes:?}");
+                Ok(())
+            },
+        )
+        .await,
+    );
+    assert!(
+        killed.elapsed() < RECONNECT_TIMEOUT,
+        "force-leave took longer than reconnect_timeout; the check above proved nothing"
+    );
     println!(
         "failed and critical {:.1?} after SIGKILL",
         failed_seen - killed
@@ -217,6 +309,9 @@ async fn left_member_is_deregistered_and_failed_members_are_reaped() {
         );
     }
     let reaped = Instant::now();
+    // A left member stays listed as `left` (until serf's 24 h tombstone timeout).
+    assert_eq!(must(status_of(w, "forced").await), Some(3));
+    assert_eq!(must(status_of(w, "leaver").await), Some(3));
     println!(
         "reaped {:.1?} after SIGKILL (reconnect_timeout {RECONNECT_TIMEOUT:?})",
         reaped - killed
