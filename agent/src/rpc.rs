@@ -16,10 +16,11 @@ pub use wire::{Failure, Request, Response};
 
 use crate::raft::Raft;
 use crate::state::Store;
-use crate::structs::{msg, Command, CommandResponse};
+use crate::structs::{msg, Command, CommandResponse, KvVerb};
 use openraft::error::{ClientWriteError, RaftError};
 use std::sync::Arc;
 use std::time::Instant;
+use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 
 /// How fresh a read must be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,12 +83,203 @@ pub struct Server {
     /// Milliseconds after `started` at which the leader last reached us (append entries,
     /// heartbeats included): a follower's `X-Consul-LastContact`.
     last_leader_contact: std::sync::atomic::AtomicU64,
+    /// The leader's write batcher (see [`propose_loop`]); `None` on a client agent.
+    proposals: Option<mpsc::UnboundedSender<Proposal>>,
+    /// Linearizable reads waiting for the next leadership check (see [`read_index_loop`]).
+    reads: Arc<ReadIndexBatch>,
+    /// `raft_multiplier`'s stretch of the election timeouts and the leader lease.
+    lease_stretch: u64,
+}
+
+/// Why a batched write or read-index round failed; cloned to every waiter of the batch.
+#[derive(Clone, Debug)]
+enum BatchError {
+    NotLeader,
+    Other(String),
+}
+
+impl From<BatchError> for RpcError {
+    fn from(e: BatchError) -> RpcError {
+        match e {
+            BatchError::NotLeader => RpcError::NoLeader,
+            BatchError::Other(e) => RpcError::Raft(e),
+        }
+    }
+}
+
+/// One client write waiting for the batcher.
+type Proposal = (
+    Command,
+    oneshot::Sender<Result<CommandResponse, BatchError>>,
+);
+
+/// Most commands in one Raft entry, and most key and value bytes (sled keeps a value
+/// larger than a quarter of its 512 KiB segments in a file of its own).
+const MAX_BATCH: usize = 512;
+const MAX_BATCH_BYTES: usize = 64 << 10;
+/// Batches proposed and not yet applied, at most. While they are in flight, new writes
+/// queue up and leave together in the next batch: this is what turns many concurrent
+/// writes into few entries, appends and fsyncs.
+const MAX_IN_FLIGHT: usize = 2;
+/// How long a write or linearizable read waits for an election to finish before it fails
+/// with `No cluster leader` (Consul's `rpc_hold_timeout` is 7 s).
+const LEADER_HOLD: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The KV key a write touches, if it may share a Raft entry with writes to other keys.
+/// Also its size, for [`MAX_BATCH_BYTES`].
+fn batch_key(cmd: &Command) -> Option<(&str, usize)> {
+    match cmd {
+        Command::Kv(op)
+            if matches!(
+                op.verb,
+                KvVerb::Set | KvVerb::Cas | KvVerb::Delete | KvVerb::DeleteCas
+            ) =>
+        {
+            Some((&op.key, op.key.len() + op.value.len() + op.session.len()))
+        }
+        _ => None,
+    }
+}
+
+fn key_hash(key: &str) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(key)
+}
+
+/// The leader's write batcher: takes the first waiting write, then every other one already
+/// queued (up to [`MAX_BATCH`]) that touches another key, and proposes them as one entry.
+/// Two writes to the same key never share an entry (each keeps its own modify index), and a
+/// write that is not a plain KV set/cas/delete always travels alone. At most
+/// [`MAX_IN_FLIGHT`] batches are in Raft at once.
+async fn propose_loop(raft: Raft, mut rx: mpsc::UnboundedReceiver<Proposal>) {
+    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let mut carry: Option<Proposal> = None;
+    let mut keys: std::collections::HashSet<u64> = std::collections::HashSet::new();
+    loop {
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            return;
+        };
+        let first = match carry.take() {
+            Some(p) => p,
+            None => match rx.recv().await {
+                Some(p) => p,
+                None => return,
+            },
+        };
+        let mut batch = vec![first];
+        if let Some((k, mut bytes)) = batch_key(&batch[0].0) {
+            keys.clear();
+            keys.insert(key_hash(k));
+            while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
+                let Ok(next) = rx.try_recv() else { break };
+                match batch_key(&next.0) {
+                    Some((k, n)) if keys.insert(key_hash(k)) => {
+                        bytes += n;
+                        batch.push(next);
+                    }
+                    _ => {
+                        carry = Some(next);
+                        break;
+                    }
+                }
+            }
+        }
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            propose(&raft, batch).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn propose(raft: &Raft, mut batch: Vec<Proposal>) {
+    let (cmd, waiters) = if batch.len() == 1 {
+        let Some((cmd, tx)) = batch.pop() else { return };
+        (cmd, vec![tx])
+    } else {
+        let mut waiters = Vec::with_capacity(batch.len());
+        let mut cmds = Vec::with_capacity(batch.len());
+        for (cmd, tx) in batch {
+            cmds.push(cmd);
+            waiters.push(tx);
+        }
+        (Command::Batch(cmds), waiters)
+    };
+    match raft.client_write(cmd).await {
+        Ok(r) => {
+            for (tx, resp) in waiters.into_iter().zip(r.data) {
+                let _ = tx.send(Ok(resp));
+            }
+        }
+        Err(e) => {
+            let e = match e {
+                RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => BatchError::NotLeader,
+                other => BatchError::Other(other.to_string()),
+            };
+            for tx in waiters {
+                let _ = tx.send(Err(e.clone()));
+            }
+        }
+    }
+}
+
+/// Linearizable reads waiting on the leader: one leadership check (a heartbeat round to a
+/// quorum) serves every read that was waiting when it started.
+#[derive(Default)]
+struct ReadIndexBatch {
+    waiting: parking_lot::Mutex<Vec<oneshot::Sender<Result<u64, BatchError>>>>,
+    wake: Notify,
+}
+
+/// Leadership checks running at once, at most. A read waits for a check that started after
+/// it arrived; letting the next check start while one is still out saves it up to a round.
+const MAX_READ_ROUNDS: usize = 3;
+
+async fn read_index_loop(raft: Raft, batch: Arc<ReadIndexBatch>) {
+    let rounds = Arc::new(Semaphore::new(MAX_READ_ROUNDS));
+    loop {
+        batch.wake.notified().await;
+        let Ok(permit) = rounds.clone().acquire_owned().await else {
+            return;
+        };
+        let waiters = std::mem::take(&mut *batch.waiting.lock());
+        if waiters.is_empty() {
+            continue;
+        }
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            // Every waiter arrived before this check started, so its answer is fresh enough.
+            let r = match raft.ensure_linearizable().await {
+                Ok(log_id) => Ok(log_id.map_or(0, |l| l.index)),
+                Err(RaftError::APIError(_)) => Err(BatchError::NotLeader),
+                Err(e) => Err(BatchError::Other(e.to_string())),
+            };
+            drop(permit);
+            for tx in waiters {
+                let _ = tx.send(r.clone());
+            }
+        });
+    }
 }
 
 impl Server {
+    /// Call from within the tokio runtime: a server spawns its write and read batchers.
     pub fn new(raft: Option<Raft>, store: Arc<Store>, node_id: u64, pool: Arc<Pool>) -> Server {
         let metrics = raft.as_ref().map(|r| r.metrics());
+        let lease_stretch = raft.as_ref().map_or(1, |r| {
+            r.config().election_timeout_max / crate::raft::LEADER_LEASE_MS
+        });
+        let reads = Arc::new(ReadIndexBatch::default());
+        let proposals = raft.as_ref().map(|r| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(propose_loop(r.clone(), rx));
+            tokio::spawn(read_index_loop(r.clone(), reads.clone()));
+            tx
+        });
         Server {
+            proposals,
+            reads,
+            lease_stretch: lease_stretch.max(1),
             raft,
             store,
             node_id,
@@ -195,46 +387,54 @@ impl Server {
     }
 
     async fn apply_hops(&self, cmd: Command, hops: u8) -> Result<CommandResponse, RpcError> {
-        let Some(raft) = &self.raft else {
+        let Some(proposals) = &self.proposals else {
             // A client agent: any server forwards to its leader.
             let addr = self.pick_server().ok_or(RpcError::NoServers)?;
-            return match self
-                .pool
-                .call(&addr, &Request::Apply(cmd), FORWARD_TIMEOUT)
-                .await?
-            {
-                Response::Apply(r) => Ok(r),
-                Response::Error(Failure::NoLeader) => Err(RpcError::NoLeader),
-                Response::Error(Failure::Other(e)) => Err(RpcError::Raft(e)),
-                other => Err(RpcError::Raft(format!(
-                    "unexpected answer to a forwarded write: {other:?}"
-                ))),
-            };
+            return forward_apply(&self.pool, &addr, cmd).await;
         };
-        match raft.client_write(cmd.clone()).await {
-            Ok(r) => Ok(r.data),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                let Some(leader) = f
-                    .leader_node
-                    .filter(|_| hops == 0 && f.leader_id != Some(self.node_id))
-                else {
-                    return Err(RpcError::NoLeader);
-                };
-                match self
-                    .pool
-                    .call(&leader.addr, &Request::Apply(cmd), FORWARD_TIMEOUT)
-                    .await?
-                {
-                    Response::Apply(r) => Ok(r),
-                    Response::Error(Failure::NoLeader) => Err(RpcError::NoLeader),
-                    Response::Error(Failure::Other(e)) => Err(RpcError::Raft(e)),
-                    other => Err(RpcError::Raft(format!(
-                        "unexpected answer to a forwarded write: {other:?}"
-                    ))),
-                }
-            }
-            Err(e) => Err(RpcError::Raft(e.to_string())),
+        let leader = self.wait_for_any_leader().await?;
+        if leader == self.node_id {
+            let (tx, rx) = oneshot::channel();
+            proposals
+                .send((cmd, tx))
+                .map_err(|_| RpcError::Raft("the write batcher stopped".into()))?;
+            return match rx.await {
+                Ok(r) => r.map_err(RpcError::from),
+                Err(_) => Err(RpcError::Raft("the write batcher stopped".into())),
+            };
         }
+        // A follower forwards once; a forwarded write that meets another follower fails.
+        if hops > 0 {
+            return Err(RpcError::NoLeader);
+        }
+        let addr = self.node_addr(leader).ok_or(RpcError::NoLeader)?;
+        forward_apply(&self.pool, &addr, cmd).await
+    }
+
+    /// The current leader's id; during an election, waits up to [`LEADER_HOLD`] for one.
+    async fn wait_for_any_leader(&self) -> Result<u64, RpcError> {
+        let Some(mut rx) = self.metrics.clone() else {
+            return Err(RpcError::NoLeader);
+        };
+        let deadline = tokio::time::Instant::now() + LEADER_HOLD;
+        loop {
+            if let Some(l) = rx.borrow_and_update().current_leader {
+                return Ok(l);
+            }
+            tokio::select! {
+                r = rx.changed() => if r.is_err() { return Err(RpcError::NoLeader) },
+                _ = tokio::time::sleep_until(deadline) => return Err(RpcError::NoLeader),
+            }
+        }
+    }
+
+    /// The server RPC address of member `id`.
+    fn node_addr(&self, id: u64) -> Option<String> {
+        let m = self.metrics.as_ref()?.borrow();
+        m.membership_config
+            .membership()
+            .get_node(&id)
+            .map(|n| n.addr.clone())
     }
 
     /// Makes a read at `mode` safe to serve from the local store. `default` and `consistent`
@@ -266,13 +466,18 @@ impl Server {
         }
     }
 
-    /// On the leader: confirms leadership with a quorum; the index reads must wait for.
+    /// On the leader: confirms leadership with a quorum; the index reads must wait for. The
+    /// check is shared with every other read waiting at the time ([`read_index_loop`]).
     async fn read_index(&self) -> Result<u64, RpcError> {
-        let raft = self.raft.as_ref().ok_or(RpcError::NoLeader)?;
-        match raft.ensure_linearizable().await {
-            Ok(log_id) => Ok(log_id.map_or(0, |l| l.index)),
-            Err(RaftError::APIError(_)) => Err(RpcError::NoLeader),
-            Err(e) => Err(RpcError::Raft(e.to_string())),
+        if self.raft.is_none() {
+            return Err(RpcError::NoLeader);
+        }
+        let (tx, rx) = oneshot::channel();
+        self.reads.waiting.lock().push(tx);
+        self.reads.wake.notify_one();
+        match rx.await {
+            Ok(r) => r.map_err(RpcError::from),
+            Err(_) => Err(RpcError::Raft("the read-index batcher stopped".into())),
         }
     }
 
@@ -354,6 +559,56 @@ impl Server {
         }
     }
 
+    /// The connection on which leader `leader` sent us append entries has closed. If the
+    /// leader crashed, no heartbeat will come: rather than wait for a random election timeout
+    /// (which the other followers would refuse anyway until their leader lease runs out),
+    /// the first of the remaining voters stands for election just after the lease expires,
+    /// the next one a little later if that did not work. A leader that is alive and merely
+    /// reconnected keeps sending heartbeats, and then nothing happens.
+    pub fn leader_connection_lost(self: &Arc<Self>, leader: u64) {
+        let Some(raft) = self.raft.clone() else {
+            return;
+        };
+        let Some(metrics) = self.metrics.clone() else {
+            return;
+        };
+        let (current, voters) = {
+            let m = metrics.borrow();
+            let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
+            (m.current_leader, voters)
+        };
+        if current != Some(leader) || leader == self.node_id {
+            return;
+        }
+        let Some(rank) = voters
+            .iter()
+            .filter(|v| **v != leader)
+            .position(|v| *v == self.node_id)
+        else {
+            return;
+        };
+        let contact = self
+            .last_leader_contact
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let server = self.clone();
+        tokio::spawn(async move {
+            let lease = crate::raft::LEADER_LEASE_MS * server.lease_stretch;
+            let at = server.started
+                + std::time::Duration::from_millis(contact + lease + 30 + 300 * rank as u64);
+            tokio::time::sleep_until(at.into()).await;
+            let heard = server
+                .last_leader_contact
+                .load(std::sync::atomic::Ordering::Relaxed);
+            let now_leader = metrics.borrow().current_leader;
+            // Someone leads again (or the old leader is back): nothing to do.
+            if heard != contact || (now_leader.is_some() && now_leader != Some(leader)) {
+                return;
+            }
+            tracing::info!(target: "rpc", leader, "The leader's connection closed and it has been silent for a lease: standing for election.");
+            let _ = raft.trigger().elect().await;
+        });
+    }
+
     /// Leadership facts. Borrows the metrics (no clone): this runs on every read.
     pub fn leader_status(&self) -> LeaderStatus {
         let Some(metrics) = &self.metrics else {
@@ -422,6 +677,21 @@ impl Server {
                 _ = tokio::time::sleep_until(deadline) => return false,
             }
         }
+    }
+}
+
+/// Sends a write to the server at `addr` (a leader, or any server from a client agent).
+async fn forward_apply(pool: &Pool, addr: &str, cmd: Command) -> Result<CommandResponse, RpcError> {
+    match pool
+        .call(addr, &Request::Apply(cmd), FORWARD_TIMEOUT)
+        .await?
+    {
+        Response::Apply(r) => Ok(r),
+        Response::Error(Failure::NoLeader) => Err(RpcError::NoLeader),
+        Response::Error(Failure::Other(e)) => Err(RpcError::Raft(e)),
+        other => Err(RpcError::Raft(format!(
+            "unexpected answer to a forwarded write: {other:?}"
+        ))),
     }
 }
 

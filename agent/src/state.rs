@@ -92,61 +92,92 @@ impl Store {
         let mut changes = Changes::default();
         let resp = {
             let mut t = self.tables.write();
-            let mut resp = CommandResponse {
-                index,
-                ok: true,
-                ..Default::default()
-            };
-            match cmd {
-                Command::Noop => {}
-                Command::Register(req) => {
-                    if let Err(e) = t.register(index, req, &mut changes) {
-                        resp.ok = false;
-                        resp.errors.push((0, e));
-                    }
-                }
-                Command::Deregister(req) => {
-                    let delays = t.deregister(index, req, &mut changes);
-                    self.add_lock_delays(delays);
-                }
-                Command::Kv(op) => {
-                    let mut delays = Vec::new();
-                    t.kv_txn(
-                        index,
-                        std::slice::from_ref(op),
-                        false,
-                        &mut resp,
-                        &mut changes,
-                        &mut delays,
-                    )
-                }
-                Command::Txn(ops) => {
-                    let mut delays = Vec::new();
-                    t.kv_txn(index, ops, true, &mut resp, &mut changes, &mut delays)
-                }
-                Command::SessionCreate(s) => {
-                    if let Err(e) = t.session_create(index, s, &mut changes) {
-                        resp.ok = false;
-                        resp.errors.push((0, e));
-                    }
-                }
-                Command::SessionDestroy { id } => {
-                    let delays = t.session_destroy(index, id, &mut changes);
-                    self.add_lock_delays(delays);
-                }
-            }
-            if matches!(cmd, Command::Register(_)) {
-                // A check that turned critical invalidates the sessions bound to it.
-                let delays = t.invalidate_sessions_on_critical(index, &mut changes);
-                self.add_lock_delays(delays);
-            }
-            t.last_index = t.last_index.max(index);
-            for table in &changes.tables {
-                t.table_index.insert(format!("{table:?}"), index);
-            }
+            let resp = self.apply_locked(&mut t, index, cmd, &mut changes);
+            t.finish(index, &changes);
             resp
         };
         self.watches.fire(&changes, index);
+        resp
+    }
+
+    /// Applies the commands of one batched Raft entry, in order, all at `index`: readers see
+    /// all of them or none, and each watcher wakes once.
+    pub fn apply_batch(&self, index: u64, cmds: &[Command]) -> Vec<CommandResponse> {
+        let mut changes = Changes::default();
+        let out = {
+            let mut t = self.tables.write();
+            let out = cmds
+                .iter()
+                .map(|cmd| self.apply_locked(&mut t, index, cmd, &mut changes))
+                .collect();
+            t.finish(index, &changes);
+            out
+        };
+        self.watches.fire(&changes, index);
+        out
+    }
+
+    fn apply_locked(
+        &self,
+        t: &mut Tables,
+        index: u64,
+        cmd: &Command,
+        changes: &mut Changes,
+    ) -> CommandResponse {
+        let mut resp = CommandResponse {
+            index,
+            ok: true,
+            ..Default::default()
+        };
+        match cmd {
+            Command::Noop => {}
+            Command::Register(req) => {
+                if let Err(e) = t.register(index, req, changes) {
+                    resp.ok = false;
+                    resp.errors.push((0, e));
+                }
+            }
+            Command::Deregister(req) => {
+                let delays = t.deregister(index, req, changes);
+                self.add_lock_delays(delays);
+            }
+            Command::Kv(op) => {
+                let mut delays = Vec::new();
+                t.kv_txn(
+                    index,
+                    std::slice::from_ref(op),
+                    false,
+                    &mut resp,
+                    changes,
+                    &mut delays,
+                )
+            }
+            Command::Txn(ops) => {
+                let mut delays = Vec::new();
+                t.kv_txn(index, ops, true, &mut resp, changes, &mut delays)
+            }
+            Command::SessionCreate(s) => {
+                if let Err(e) = t.session_create(index, s, changes) {
+                    resp.ok = false;
+                    resp.errors.push((0, e));
+                }
+            }
+            Command::SessionDestroy { id } => {
+                let delays = t.session_destroy(index, id, changes);
+                self.add_lock_delays(delays);
+            }
+            Command::Batch(cmds) => {
+                // Never nested by the proposer; applied in order if it ever is.
+                for c in cmds {
+                    resp.ok &= self.apply_locked(t, index, c, changes).ok;
+                }
+            }
+        }
+        if matches!(cmd, Command::Register(_)) {
+            // A check that turned critical invalidates the sessions bound to it.
+            let delays = t.invalidate_sessions_on_critical(index, changes);
+            self.add_lock_delays(delays);
+        }
         resp
     }
 
@@ -195,6 +226,14 @@ impl Store {
 }
 
 impl Tables {
+    /// Records that the commands applied at `index` made `changes`.
+    fn finish(&mut self, index: u64, changes: &Changes) {
+        self.last_index = self.last_index.max(index);
+        for table in &changes.tables {
+            self.table_index.insert(format!("{table:?}"), index);
+        }
+    }
+
     fn rebuild_derived(&mut self) {
         self.by_name.clear();
         for (k, s) in &self.services {

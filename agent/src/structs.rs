@@ -278,6 +278,9 @@ pub enum Command {
     SessionDestroy {
         id: String,
     },
+    /// Commands of concurrent clients carried by one Raft entry (group commit), applied in
+    /// order and atomically at the entry's index. Only writes to distinct KV keys are batched.
+    Batch(Vec<Command>),
 }
 
 /// What applying a [`Command`] answered.

@@ -7,9 +7,9 @@
 // openraft's StorageError is large and fixed by its trait signatures.
 #![allow(clippy::result_large_err)]
 
-use super::TypeConfig;
+use super::{Responses, TypeConfig};
 use crate::state::Store;
-use crate::structs::CommandResponse;
+use crate::structs::Command;
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
     BasicNode, Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, SnapshotMeta,
@@ -144,28 +144,25 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok((self.last_applied, self.membership.clone()))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<CommandResponse>, StorageError<NodeId>>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Responses>, StorageError<NodeId>>
     where
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut out = Vec::new();
+        let entries = entries.into_iter();
+        let mut out = Vec::with_capacity(entries.size_hint().0);
         for e in entries {
             self.last_applied = Some(e.log_id);
+            let index = e.log_id.index;
             match e.payload {
-                EntryPayload::Blank => out.push(CommandResponse {
-                    index: e.log_id.index,
-                    ok: true,
-                    ..Default::default()
-                }),
-                EntryPayload::Normal(cmd) => out.push(self.store.apply(e.log_id.index, &cmd)),
+                EntryPayload::Blank => out.push(Vec::new()),
+                EntryPayload::Normal(Command::Batch(cmds)) => {
+                    out.push(self.store.apply_batch(index, &cmds))
+                }
+                EntryPayload::Normal(cmd) => out.push(vec![self.store.apply(index, &cmd)]),
                 EntryPayload::Membership(m) => {
                     self.membership = StoredMembership::new(Some(e.log_id), m);
-                    out.push(CommandResponse {
-                        index: e.log_id.index,
-                        ok: true,
-                        ..Default::default()
-                    });
+                    out.push(Vec::new());
                 }
             }
         }

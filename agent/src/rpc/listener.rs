@@ -50,14 +50,26 @@ pub async fn serve(listener: TcpListener, server: Arc<Server>, shutdown: Cancell
                 }
             });
             let mut buf = Vec::new();
+            // The leader whose append entries arrive on this connection, if any.
+            let mut leader = None;
             loop {
                 let (id, req) = tokio::select! {
                     _ = stop.cancelled() => return,
                     r = wire::read_frame::<_, Request>(&mut rd, &mut buf) => match r {
                         Ok(x) => x,
-                        Err(_) => return,
+                        Err(_) => {
+                            if let Some(l) = leader {
+                                server.leader_connection_lost(l);
+                            }
+                            return;
+                        }
                     },
                 };
+                if let Request::AppendEntries(r) = &req {
+                    if r.vote.is_committed() {
+                        leader = r.vote.leader_id().voted_for();
+                    }
+                }
                 let (server, tx) = (server.clone(), tx.clone());
                 tokio::spawn(async move {
                     let resp = server.handle(req).await;

@@ -149,24 +149,17 @@ pub async fn run(opts: &Opts, dir: &Path) -> anyhow::Result<Vec<Row>> {
             p(&ep.bare, |r| r.p50_us / 1e3),
             p(&ep.bare, |r| r.p99_us / 1e3),
         );
+        say(format!("   {} ({} B body)", ep.path, ep.body_len));
+        for (who, rps, p50, p99) in [("tribune", &t, &tp50, &tp99), ("bare", &b, &bp50, &bp99)] {
+            say(format!(
+                "     {who:<7} {} | p50 {} | p99 {}",
+                rps.show(0, "req/s"),
+                p50.show(2, "ms"),
+                p99.show(2, "ms")
+            ));
+        }
         say(format!(
-            "   {} ({} B): tribune {} | p50 {} | p99 {}",
-            ep.path,
-            ep.body_len,
-            t.show(0, "req/s"),
-            tp50.show(2, "ms"),
-            tp99.show(2, "ms")
-        ));
-        say(format!(
-            "   {:width$}  bare    {} | p50 {} | p99 {}",
-            "",
-            b.show(0, "req/s"),
-            bp50.show(2, "ms"),
-            bp99.show(2, "ms"),
-            width = ep.path.len() + format!(" ({} B):", ep.body_len).len() - 2
-        ));
-        say(format!(
-            "   ratio tribune/bare: {:.2} (per-pair {:.2}–{:.2}); wrk errors: {errors}",
+            "     ratio tribune/bare {:.2} (per pair {:.2}–{:.2}); wrk errors {errors}",
             t.median / b.median,
             ratio.min,
             ratio.max
@@ -175,7 +168,7 @@ pub async fn run(opts: &Opts, dir: &Path) -> anyhow::Result<Vec<Row>> {
         rows.push(Row::new(
             &name,
             format!(
-                "{} , p50 {} ms, p99 {} ms",
+                "{}; p50 {} ms, p99 {} ms",
                 t.show(0, "req/s"),
                 super::num(tp50.median, 2),
                 super::num(tp99.median, 2)

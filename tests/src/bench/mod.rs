@@ -10,7 +10,9 @@
 //! - [`fanout`]: 10,000 parked blocking queries woken by one write, with 1,000
 //!   watchers of another service that must stay asleep;
 //! - [`kv`]: single-node KV PUT latency and throughput with fsync;
-//! - [`startup`]: exec to the first 200 from `/v1/agent/self`, idle RSS.
+//! - [`startup`]: exec to the first 200 from `/v1/agent/self`, idle RSS;
+//! - [`cluster`]: three servers against a three-member etcd 3.4: replicated
+//!   KV writes and reads, leader failover, cluster start and memory.
 //!
 //! This module holds what they share: options, the neutral tools (`wrk`
 //! scripts, `wait_quiet.py`), statistics, `/proc` readings and the agent
@@ -18,6 +20,7 @@
 
 pub mod bare;
 pub mod catalog;
+pub mod cluster;
 pub mod fanout;
 pub mod kv;
 pub mod startup;
@@ -40,14 +43,16 @@ pub struct Opts {
     pub runs: usize,
     /// `wrk` duration per run.
     pub duration: Duration,
-    /// Figures to run, 1..=4.
+    /// Figures to run, 1..=7.
     pub figures: Vec<u8>,
     /// Parked long-polls on `web` (figure 2).
     pub polls: usize,
     /// Parked watchers of `db` that must not wake (figure 2).
     pub watchers: usize,
-    /// Agent starts for figure 4.
+    /// Agent starts for figure 4 (and cluster starts for figure 7, at most 5).
     pub starts: usize,
+    /// Leader kills for figure 6.
+    pub kills: usize,
     /// The core servers run on, and the core `wrk` and the clients run on.
     pub server_cpu: usize,
     pub client_cpu: usize,
@@ -103,13 +108,68 @@ while True:
     time.sleep(3)
 "#;
 
+const CONSUL_GET_LUA: &str = r#"-- Consul-style KV GET of one key: SERIAL=1 -> ?stale (any server), otherwise ?consistent (quorum-checked)
+local q = os.getenv("SERIAL") == "1" and "?stale" or "?consistent"
+function init(args) wrk.method = "GET"; wrk.path = "/v1/kv/00000001" .. q end
+function response(status, headers, body) if status ~= 200 then print("ERR", status, body) end end
+dofile("done.lua")
+"#;
+
+const PUT_LUA: &str = r#"-- etcd v3 gateway PUT: 8-byte unique keys, 256-byte value (matches etcd's published benchmark)
+dofile("b64.lua")
+local tcount = 0
+local VAL = b64(string.rep("v", 256))
+function setup(thread) thread:set("tid", tcount); tcount = tcount + 1 end
+local n = 0
+function init(args) wrk.method = "POST"; wrk.headers["Content-Type"] = "application/json" end
+function request()
+  n = n + 1
+  local key = string.format("%d%07d", tid, n % 10000000)
+  return wrk.format(nil, "/v3/kv/put", nil, '{"key":"'..b64(key)..'","value":"'..VAL..'"}')
+end
+function response(status, headers, body) if status ~= 200 then print("ERR", status, body) end end
+dofile("done.lua")
+"#;
+
+const RANGE_LUA: &str = r#"-- etcd v3 gateway range on one key; SERIAL env selects serializable
+dofile("b64.lua")
+local ser = os.getenv("SERIAL") == "1" and ',"serializable":true' or ''
+local body = '{"key":"'..b64("00000001")..'"'..ser..'}'
+function init(args) wrk.method = "POST"; wrk.headers["Content-Type"] = "application/json"; wrk.body = body; wrk.path = "/v3/kv/range" end
+function response(status, headers, body) if status ~= 200 then print("ERR", status, body) end end
+dofile("done.lua")
+"#;
+
+const B64_LUA: &str = r#"local b='ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
+function b64(data)
+  return ((data:gsub('.', function(x)
+    local r,bb='',x:byte()
+    for i=8,1,-1 do r=r..(bb%2^i-bb%2^(i-1)>0 and '1' or '0') end
+    return r;
+  end)..'0000'):gsub('%d%d%d?%d?%d?%d?', function(x)
+    if (#x < 6) then return '' end
+    local c=0
+    for i=1,6 do c=c+(x:sub(i,i)=='1' and 2^(6-i) or 0) end
+    return b:sub(c+1,c+1)
+  end)..({ '', '==', '=' })[#data%3+1])
+end
+"#;
+
 /// The shared bench directory of this machine.
 pub const SHARED_TOOLS: &str = "/work/shared/bench";
 
 /// `TRIBUNE_BENCH_TOOLS`, else the shared bench directory if it has the
 /// tools, else the embedded copies written under `scratch`.
 pub fn resolve_tools(scratch: &Path) -> anyhow::Result<PathBuf> {
-    let wanted = ["done.lua", "consul_put.lua", "wait_quiet.py"];
+    let wanted = [
+        "done.lua",
+        "consul_put.lua",
+        "consul_get.lua",
+        "put.lua",
+        "range.lua",
+        "b64.lua",
+        "wait_quiet.py",
+    ];
     let has_all = |dir: &Path| wanted.iter().all(|f| dir.join(f).is_file());
     if let Some(dir) = std::env::var_os("TRIBUNE_BENCH_TOOLS").filter(|v| !v.is_empty()) {
         let dir = PathBuf::from(dir);
@@ -130,6 +190,10 @@ pub fn resolve_tools(scratch: &Path) -> anyhow::Result<PathBuf> {
         ("done.lua", DONE_LUA),
         ("consul_put.lua", CONSUL_PUT_LUA),
         ("wait_quiet.py", WAIT_QUIET_PY),
+        ("consul_get.lua", CONSUL_GET_LUA),
+        ("put.lua", PUT_LUA),
+        ("range.lua", RANGE_LUA),
+        ("b64.lua", B64_LUA),
     ] {
         std::fs::write(dir.join(name), text)?;
     }
@@ -504,6 +568,10 @@ pub fn wrk(
         .current_dir(&opts.tools)
         .output()
         .context("run wrk (scripts/bench.sh installs it)")?;
+    parse_wrk(out, url)
+}
+
+fn parse_wrk(out: std::process::Output, url: &str) -> anyhow::Result<WrkResult> {
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text
         .lines()
@@ -528,6 +596,48 @@ pub fn wrk(
         // Non-2xx answers, connect, read, write errors and timeouts.
         errors: field("errors")? as u64,
     })
+}
+
+/// Like [`wrk`], but `wrk` runs on every CPU (as in the shared
+/// `run_matrix.sh`) and with `env` set (`SERIAL` for the read scripts).
+pub fn wrk_unpinned(
+    opts: &Opts,
+    threads: usize,
+    conns: usize,
+    duration: Duration,
+    script: &str,
+    url: &str,
+    env: &[(&str, &str)],
+) -> anyhow::Result<WrkResult> {
+    let mut cmd = Command::new("wrk");
+    sys::pin_child_to_all(&mut cmd);
+    cmd.arg(format!("-t{threads}"))
+        .arg(format!("-c{conns}"))
+        .arg(format!("-d{}s", duration.as_secs().max(1)))
+        .arg("--timeout")
+        .arg("10s")
+        .arg("-s")
+        .arg(script)
+        .arg(url)
+        .envs(env.iter().copied())
+        .current_dir(&opts.tools);
+    parse_wrk(cmd.output().context("run wrk")?, url)
+}
+
+/// The first line of `sh -c script`'s output, trimmed.
+pub fn shell_line(script: &str) -> String {
+    Command::new("sh")
+        .args(["-c", script])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        })
+        .unwrap_or_default()
 }
 
 /// Writes a line to stdout at once (the run is long; show progress).

@@ -80,6 +80,33 @@ pub fn pin_child(cmd: &mut Command, cpu: usize) {
     }
 }
 
+/// Lets `cmd`'s child run on every CPU this machine has online, whatever
+/// affinity this process has (it pins itself to the client core).
+pub fn pin_child_to_all(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: sysconf reads a system constant.
+    let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    let n = usize::try_from(online)
+        .unwrap_or(1)
+        .clamp(1, libc::CPU_SETSIZE as usize);
+    // SAFETY: as in `cpu_set`; every index is below CPU_SETSIZE (clamped above).
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for cpu in 0..n {
+        // SAFETY: see above.
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+    }
+    // SAFETY: the hook runs in the forked child before exec and only calls
+    // sched_setaffinity(2), which is async-signal-safe and does not allocate.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Asks the kernel to SIGKILL `cmd`'s child when the spawning thread ends
 /// (the benchmark runs everything from its main thread).
 pub fn die_with_parent(cmd: &mut Command) {

@@ -3,8 +3,9 @@
 //! figure means is in `tests/BENCH.md`.
 //!
 //! ```text
-//! tribune-bench [--runs N] [--duration SECS] [--only 1,2,3,4] [--polls N]
-//!               [--watchers N] [--starts N] [--server-cpu C] [--client-cpu C]
+//! tribune-bench [--runs N] [--duration SECS] [--only 1,2,...,7] [--polls N]
+//!               [--watchers N] [--starts N] [--kills N] [--server-cpu C]
+//!               [--client-cpu C]
 //! tribune-bench bare PORT BODY_FILE [THREADS]      # the bare hyper server
 //! ```
 //!
@@ -24,8 +25,8 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use bench::{say, Opts, Row};
 
-const USAGE: &str = "usage: tribune-bench [--runs N] [--duration SECS] [--only 1,2,3,4] [--polls N] \
-[--watchers N] [--starts N] [--server-cpu C] [--client-cpu C]\n       tribune-bench bare PORT BODY_FILE [THREADS]";
+const USAGE: &str = "usage: tribune-bench [--runs N] [--duration SECS] [--only 1,2,...,7] [--polls N] \
+[--watchers N] [--starts N] [--kills N] [--server-cpu C] [--client-cpu C]\n       tribune-bench bare PORT BODY_FILE [THREADS]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -70,11 +71,13 @@ fn parse_opts(args: &[String]) -> anyhow::Result<Opts> {
         polls: 10_000,
         watchers: 1_000,
         starts: 10,
+        kills: 20,
         server_cpu: 0,
         client_cpu: if cpus > 1 { 1 } else { 0 },
         base_dir,
         tools: PathBuf::new(),
-        tribune: tribune_tests::process::tribune_bin()?,
+        // Absolute: agents are started from their own directories.
+        tribune: std::path::absolute(tribune_tests::process::tribune_bin()?)?,
         me: std::env::current_exe()?,
     };
     let mut it = args.iter();
@@ -97,13 +100,14 @@ fn parse_opts(args: &[String]) -> anyhow::Result<Opts> {
             "--only" => {
                 opts.figures = value
                     .split(',')
-                    .map(|f| f.trim().parse::<u8>().ok().filter(|f| (1..=4).contains(f)))
+                    .map(|f| f.trim().parse::<u8>().ok().filter(|f| (1..=7).contains(f)))
                     .collect::<Option<Vec<_>>>()
-                    .with_context(|| format!("--only {value}: figures are 1 to 4"))?
+                    .with_context(|| format!("--only {value}: figures are 1 to 7"))?
             }
             "--polls" => opts.polls = n()?,
             "--watchers" => opts.watchers = n()?,
             "--starts" => opts.starts = n()?.max(1),
+            "--kills" => opts.kills = n()?.max(1),
             "--server-cpu" => opts.server_cpu = n()?,
             "--client-cpu" => opts.client_cpu = n()?,
             _ => bail!("unknown flag {flag}\n{USAGE}"),
@@ -178,7 +182,11 @@ fn bench_main(args: &[String]) -> anyhow::Result<()> {
         .build()?;
     let mut rows: Vec<Row> = Vec::new();
     let mut failures = Vec::new();
+    let cluster_figures = opts.figures.iter().any(|f| (5..=7).contains(f));
     for fig in opts.figures.clone() {
+        if (5..=7).contains(&fig) {
+            continue;
+        }
         let dir = scratch.path().join(format!("fig{fig}"));
         std::fs::create_dir_all(&dir)?;
         let result = match fig {
@@ -192,6 +200,18 @@ fn bench_main(args: &[String]) -> anyhow::Result<()> {
             Err(e) => {
                 say(format!("   figure {fig} FAILED: {e:#}"));
                 failures.push(fig);
+            }
+        }
+    }
+
+    if cluster_figures {
+        let dir = scratch.path().join("cluster");
+        std::fs::create_dir_all(&dir)?;
+        match rt.block_on(bench::cluster::run(&opts, &dir)) {
+            Ok(r) => rows.extend(r),
+            Err(e) => {
+                say(format!("   figures 5–7 FAILED: {e:#}"));
+                failures.extend(opts.figures.iter().copied().filter(|f| *f >= 5));
             }
         }
     }
