@@ -1,9 +1,8 @@
-//! The WASM plugin benchmark (issue #4, point 7). Not part of CI: run it on a quiet
-//! machine with a release build of the agent and the components built:
+//! The WASM plugin benchmark (issue #4, point 7). Not part of CI; one command builds
+//! everything in release mode and runs it:
 //!
 //! ```text
-//! cargo build --release -p tribune-agent && scripts/build-plugins.sh --no-test
-//! TRIBUNE_BIN=$CARGO_TARGET_DIR/release/tribune cargo run --release -p tribune-tests --bin plugin-bench
+//! scripts/bench-plugins.sh
 //! ```
 //!
 //! It prints, per language, the cost of one check call (a fresh store from the pooled
@@ -114,7 +113,7 @@ async fn cpu_percent(pid: u32, window: Duration) -> f64 {
     used / window.as_secs_f64() * 100.0
 }
 
-async fn http_latencies(agent: &Agent, n: usize) -> (Duration, Duration) {
+async fn http_samples(agent: &Agent, n: usize) -> Vec<Duration> {
     let mut v = Vec::with_capacity(n);
     for _ in 0..n {
         let t = Instant::now();
@@ -122,8 +121,7 @@ async fn http_latencies(agent: &Agent, n: usize) -> (Duration, Duration) {
         assert_eq!(r.status, 200);
         v.push(t.elapsed());
     }
-    v.sort();
-    (pct(&v, 0.5), pct(&v, 0.99))
+    v
 }
 
 fn check_defs(n: usize, plugin: &str) -> Vec<Value> {
@@ -210,16 +208,43 @@ async fn main() -> anyhow::Result<()> {
         Agent::start_with_config(json!({"plugins": [{"name": "hello", "path": hello}]})).await,
     );
     let pid = agent_pid(&agent)?;
-    let (base50, base99) = http_latencies(&agent, 2000).await;
     let idle_cpu = cpu_percent(pid, Duration::from_secs(10)).await;
-    for def in check_defs(100, "hello") {
-        must(must(agent.http_put_json("/v1/agent/check/register", &def).await).ensure_ok());
+    // HTTP latency without and with 100 WASM checks at 1 s, in alternating rounds so that
+    // what the rest of a shared machine does weighs on both sides alike.
+    let (mut base, mut with) = (Vec::new(), Vec::new());
+    for round in 0..3 {
+        base.extend(http_samples(&agent, 700).await);
+        for def in check_defs(100, "hello") {
+            must(must(agent.http_put_json("/v1/agent/check/register", &def).await).ensure_ok());
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        with.extend(http_samples(&agent, 700).await);
+        if round < 2 {
+            for i in 0..100 {
+                must(
+                    must(
+                        agent
+                            .http_put(&format!("/v1/agent/check/deregister/wasm-{i}"), "")
+                            .await,
+                    )
+                    .ensure_ok(),
+                );
+            }
+        }
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let (with50, with99) = http_latencies(&agent, 2000).await;
+    base.sort();
+    with.sort();
+    let (base50, base99, with50, with99) = (
+        pct(&base, 0.5),
+        pct(&base, 0.99),
+        pct(&with, 0.5),
+        pct(&with, 0.99),
+    );
     println!(
-        "agent HTTP GET /v1/agent/services: p50 {base50:?} p99 {base99:?} idle; \
+        "agent HTTP GET /v1/agent/services ({} samples each, 3 alternating rounds): \
+         p50 {base50:?} p99 {base99:?} without checks; \
          p50 {with50:?} p99 {with99:?} with 100 WASM checks at 1 s ({:+.1} % p99)",
+        base.len(),
         (with99.as_secs_f64() / base99.as_secs_f64() - 1.0) * 100.0
     );
     let cpu100 = cpu_percent(pid, Duration::from_secs(10)).await;
