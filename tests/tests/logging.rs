@@ -308,9 +308,38 @@ async fn timed_updates(
     size: usize,
     tag: &str,
 ) -> anyhow::Result<Vec<Duration>> {
-    let mut out = Vec::with_capacity(n);
+    timed_updates_from(agent, 0, n, size, tag).await
+}
+
+/// [`timed_updates`] on `agent` and `control` in turn: the same requests, logging
+/// the same lines, timed side by side, so that the machine's own load (other
+/// tests, builds) weighs on both samples alike.
+async fn paired_updates(
+    agent: &Agent,
+    control: &Agent,
+    n: usize,
+    size: usize,
+    tag: &str,
+) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
+    let (mut a, mut c) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for i in (0..n).step_by(2) {
+        a.extend(timed_updates_from(agent, i, 2, size, tag).await?);
+        c.extend(timed_updates_from(control, i, 2, size, tag).await?);
+    }
+    Ok((a, c))
+}
+
+/// Updates `first..first + n` of [`timed_updates`].
+async fn timed_updates_from(
+    agent: &Agent,
+    first: usize,
+    n: usize,
+    size: usize,
+    tag: &str,
+) -> anyhow::Result<Vec<Duration>> {
     let filler = "y".repeat(size);
-    for i in 0..n {
+    let mut out = Vec::with_capacity(n);
+    for i in first..first + n {
         let (status, output) = if i.is_multiple_of(2) {
             ("warning", format!("{tag}-{i} {filler}"))
         } else {
@@ -330,8 +359,8 @@ fn summary(samples: &[Duration]) -> (Duration, Duration, Duration) {
     )
 }
 
-/// Latency while the sink is away stays in line with the baseline: no request
-/// waits for syslog.
+/// Latency while the sink is away stays in line with the control agent's, measured
+/// at the same time: no request waits for syslog.
 fn assert_not_stalled(phase: &str, base: &[Duration], now: &[Duration]) {
     let (b50, b99, _) = summary(base);
     let (n50, n99, nmax) = summary(now);
@@ -341,24 +370,27 @@ fn assert_not_stalled(phase: &str, base: &[Duration], now: &[Duration]) {
         .enumerate()
         .filter(|(_, d)| *d > b99 * 3)
         .collect();
-    eprintln!("{phase}: p50 {n50:?} p99 {n99:?} max {nmax:?} (baseline p50 {b50:?} p99 {b99:?}); slow: {slow:?}");
+    eprintln!("{phase}: p50 {n50:?} p99 {n99:?} max {nmax:?} (control p50 {b50:?} p99 {b99:?}); slow: {slow:?}");
     assert!(
         n50 <= b50 * 3 + Duration::from_millis(5),
-        "{phase}: p50 {n50:?} vs baseline {b50:?}"
+        "{phase}: p50 {n50:?} vs control {b50:?}"
     );
     assert!(
         n99 <= b99 * 3 + Duration::from_millis(50),
-        "{phase}: p99 {n99:?} vs baseline {b99:?}"
+        "{phase}: p99 {n99:?} vs control {b99:?}"
     );
     // A blocked log write would cost every request 200 ms or more (the sink's write
-    // timeout), which the percentiles catch; a lone slow request is the machine's.
-    let over = now
-        .iter()
-        .filter(|d| **d >= Duration::from_millis(200))
-        .count();
+    // timeout), which the percentiles catch; a few slow requests are the machine's,
+    // and the control agent has its share of them.
+    let over = |v: &[Duration]| {
+        v.iter()
+            .filter(|d| **d >= Duration::from_millis(200))
+            .count()
+    };
+    let (over_now, over_base) = (over(now), over(base));
     assert!(
-        over * 100 <= now.len(),
-        "{phase}: {over} of {} requests took 200 ms or more",
+        over_now <= over_base * 3 + now.len() / 100,
+        "{phase}: {over_now} of {} requests took 200 ms or more (control: {over_base})",
         now.len()
     );
 }
@@ -372,8 +404,18 @@ async fn a_stalled_or_stopped_rsyslog_does_not_stall_the_agent() {
     config["check_output_max_size"] = json!(SIZE + 1024);
     let agent = must(Agent::start_with_config(config).await);
     must(register_web(&agent).await);
+    // The same agent without syslog: its latency, taken in turn with the other's, is
+    // what "does not move" is measured against.
+    let control = must(
+        Agent::start_with_config(json!({
+            "log_level": "debug",
+            "check_output_max_size": SIZE + 1024,
+        }))
+        .await,
+    );
+    must(register_web(&control).await);
 
-    let base = must(timed_updates(&agent, 200, SIZE, "base").await);
+    must(timed_updates(&agent, 200, SIZE, "base").await);
     must(
         line_with(
             "the baseline's last line",
@@ -385,7 +427,7 @@ async fn a_stalled_or_stopped_rsyslog_does_not_stall_the_agent() {
 
     // Frozen: connected, but reading nothing; the socket buffers fill.
     must(rs.pause());
-    let frozen = must(timed_updates(&agent, 400, SIZE, "frozen").await);
+    let (frozen, base) = must(paired_updates(&agent, &control, 400, SIZE, "frozen").await);
     assert_not_stalled("rsyslogd frozen", &base, &frozen);
     must(rs.resume());
     must(ttl(&agent, "passing", "").await);
@@ -404,7 +446,7 @@ async fn a_stalled_or_stopped_rsyslog_does_not_stall_the_agent() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     must(ttl(&agent, "passing", "").await);
     must(ttl(&agent, "warning", "held-while-down").await);
-    let gone = must(timed_updates(&agent, 600, SIZE, "gone").await);
+    let (gone, base) = must(paired_updates(&agent, &control, 600, SIZE, "gone").await);
     assert_not_stalled("rsyslogd killed", &base, &gone);
     let warning = must(
         line_with(
