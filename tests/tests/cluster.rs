@@ -234,8 +234,9 @@ async fn seed_cluster_elects_one_leader_and_survives_a_killed_leader() {
             assert_eq!(
                 r.status,
                 200,
-                "acknowledged key {key} lost (read via {})",
-                reader.node()
+                "acknowledged key {key} lost (read via {}): {}",
+                reader.node(),
+                r.text()
             );
         }
     }
