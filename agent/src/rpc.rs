@@ -237,6 +237,12 @@ const MAX_READ_ROUNDS: usize = 3;
 
 async fn read_index_loop(raft: Raft, batch: Arc<ReadIndexBatch>) {
     let rounds = Arc::new(Semaphore::new(MAX_READ_ROUNDS));
+    // openraft restores a restarted leader in its old term without committing a new entry,
+    // and the commit index it restores is a lazily saved hint: entries acknowledged before
+    // a crash can sit above it. So reads also wait for the whole log this leader held at its
+    // first successful check (a leader never truncates its own log; everything in it
+    // commits). Found by the cluster_failure suite: all servers SIGKILLed, restarted.
+    let floor = Arc::new(std::sync::OnceLock::<u64>::new());
     loop {
         batch.wake.notified().await;
         let Ok(permit) = rounds.clone().acquire_owned().await else {
@@ -246,11 +252,15 @@ async fn read_index_loop(raft: Raft, batch: Arc<ReadIndexBatch>) {
         if waiters.is_empty() {
             continue;
         }
-        let raft = raft.clone();
+        let (raft, floor) = (raft.clone(), floor.clone());
         tokio::spawn(async move {
             // Every waiter arrived before this check started, so its answer is fresh enough.
             let r = match raft.ensure_linearizable().await {
-                Ok(log_id) => Ok(log_id.map_or(0, |l| l.index)),
+                Ok(log_id) => {
+                    let floor =
+                        *floor.get_or_init(|| raft.metrics().borrow().last_log_index.unwrap_or(0));
+                    Ok(log_id.map_or(0, |l| l.index).max(floor))
+                }
                 Err(RaftError::APIError(_)) => Err(BatchError::NotLeader),
                 Err(e) => Err(BatchError::Other(e.to_string())),
             };
@@ -444,7 +454,10 @@ impl Server {
         match mode {
             Consistency::Stale => Ok(()),
             Consistency::Default if self.leader_status().is_leader => Ok(()),
-            _ if self.leader_status().is_leader => self.read_index().await.map(|_| ()),
+            _ if self.leader_status().is_leader => {
+                let index = self.read_index().await?;
+                self.wait_applied(index).await
+            }
             _ => {
                 let addr = self.leader_addr().ok_or(RpcError::NoLeader)?;
                 let index = match self
