@@ -88,7 +88,7 @@ pub enum Event {
     MemberJoined(MemberView),
     MemberFailed(MemberView),
     MemberLeft(MemberView),
-    /// The new leader's node name; empty while there is none.
+    /// The new leader's server address (`ip:port`); empty while there is none.
     LeaderChanged(String),
     User {
         id: String,
