@@ -292,6 +292,37 @@ async fn eventually_failed(observer: &Agent, name: &str) {
     );
 }
 
+/// Each server's catalog node → its `CreateIndex`, once every server and its serfHealth
+/// check (passing) is in the catalog.
+async fn node_create_indexes(servers: &[Agent]) -> BTreeMap<String, u64> {
+    must(
+        wait_until(SETTLE, "every server in the catalog, passing", || async {
+            let mut out = BTreeMap::new();
+            for s in servers {
+                let v = servers[0]
+                    .get_json(&format!("/v1/health/node/{}?consistent", s.node()))
+                    .await?;
+                let passing = v
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c["CheckID"] == "serfHealth" && c["Status"] == "passing");
+                ensure!(passing, "{}: {v}", s.node());
+                let n = servers[0]
+                    .get_json(&format!("/v1/catalog/node/{}?consistent", s.node()))
+                    .await?;
+                let idx = n["Node"]["CreateIndex"].as_u64();
+                let Some(idx) = idx else {
+                    bail!("{}: {n}", s.node())
+                };
+                out.insert(s.node().to_string(), idx);
+            }
+            Ok(out)
+        })
+        .await,
+    )
+}
+
 /// A pseudo-random number from the OS-seeded hasher (the tests crate has no `rand`).
 fn random_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
@@ -310,6 +341,9 @@ async fn sigkill_of_all_three_servers_under_load_loses_no_acknowledged_write() {
     let ports: Vec<u16> = servers.iter().map(|s| s.ports().http).collect();
     let client = tribune_tests::http::client();
     let mut acked_total = 0;
+    // The servers' catalog nodes must survive the restarts untouched: a new leader whose
+    // gossip has not found the others yet must not take them for reaped.
+    let created = node_create_indexes(&servers).await;
     for round in 1..=2 {
         // Writers: each PUTs its own sequence of keys, round-robin over the servers, and
         // records only the writes answered 200 `true`.
@@ -431,6 +465,11 @@ async fn sigkill_of_all_three_servers_under_load_loses_no_acknowledged_write() {
             }
         }
         acked_total += acked.len();
+        assert_eq!(
+            node_create_indexes(&servers).await,
+            created,
+            "round {round}: a server's catalog node was deregistered and registered again"
+        );
     }
     println!("{acked_total} acknowledged writes over two crashes, none lost");
 }

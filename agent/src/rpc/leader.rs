@@ -67,6 +67,13 @@ pub async fn run(
     // Servers seen failed: when one vanishes from gossip (reaped after `reconnect_timeout`)
     // the leader removes it from the Raft voters too, like Consul's `handleReapMember`.
     let mut failed_servers: BTreeMap<String, u64> = BTreeMap::new();
+    // Every member this agent's gossip has listed. Only those can have been reaped: after a
+    // restart the pool knows nobody until it (re)joins, and a catalog node the new leader
+    // has not heard of yet is not gone.
+    let mut seen = Seen {
+        names: BTreeSet::new(),
+        since: tokio::time::Instant::now(),
+    };
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -90,6 +97,7 @@ pub async fn run(
         was_leader = server.leader_status().is_leader;
         let view: Vec<ClusterMember> = members.borrow_and_update().clone();
         let reaped = reaped_servers(&mut failed_servers, &view, &cfg.datacenter);
+        seen.names.extend(view.iter().map(|m| m.name.clone()));
         if cfg.bootstrap_expect > 1 {
             maybe_bootstrap(&server, &cfg, &view).await;
         }
@@ -110,7 +118,7 @@ pub async fn run(
         if let Err(e) = remove_voters(&server, &reaped).await {
             tracing::warn!(target: "rpc", error = %e, "Removing reaped servers from the Raft voters failed.");
         }
-        if let Err(e) = reconcile(&server, &cfg, &view).await {
+        if let Err(e) = reconcile(&server, &cfg, &view, &seen).await {
             tracing::warn!(target: "rpc", error = %e, "Reconciling gossip membership into the catalog failed.");
         }
         expire_sessions(&server).await;
@@ -213,10 +221,21 @@ async fn maybe_bootstrap(server: &Server, cfg: &LeaderConfig, view: &[ClusterMem
 }
 
 /// Makes the catalog and the Raft voters match gossip's view.
+/// The members gossip has listed since this agent started.
+struct Seen {
+    names: BTreeSet<String>,
+    since: tokio::time::Instant,
+}
+
+/// How long after start a catalog node gossip never listed is still given to show up
+/// (retry_join, push-pull) before its `serfHealth` turns critical.
+const UNSEEN_GRACE: Duration = Duration::from_secs(60);
+
 async fn reconcile(
     server: &Server,
     cfg: &LeaderConfig,
     view: &[ClusterMember],
+    seen: &Seen,
 ) -> Result<(), RpcError> {
     let local: Vec<&ClusterMember> = view
         .iter()
@@ -286,21 +305,51 @@ async fn reconcile(
     // Catalog nodes whose agents vanished from gossip entirely (reaped) go too. Nodes without
     // a serfHealth check are external services registered through the catalog: never touched.
     let known: BTreeSet<&str> = local.iter().map(|m| m.name.as_str()).collect();
-    if !known.is_empty() {
-        let orphans: Vec<String> = server.store().read(|t| {
-            t.nodes()
-                .filter(|n| n.node != cfg.node.node && !known.contains(n.node.as_str()))
-                .filter(|n| t.check(&n.node, msg::SERF_CHECK_ID).is_some())
-                .map(|n| n.node.clone())
-                .collect()
-        });
-        for node in orphans {
-            tracing::info!(target: "rpc", node = %node, "Member was reaped; deregistering its node.");
+    let (orphans, unseen): (Vec<String>, Vec<String>) = server.store().read(|t| {
+        t.nodes()
+            .filter(|n| n.node != cfg.node.node && !known.contains(n.node.as_str()))
+            .filter(|n| t.check(&n.node, msg::SERF_CHECK_ID).is_some())
+            .map(|n| n.node.clone())
+            .partition(|n| seen.names.contains(n))
+    });
+    for node in orphans {
+        tracing::info!(target: "rpc", node = %node, "Member was reaped; deregistering its node.");
+        server
+            .apply(Command::Deregister(DeregisterRequest {
+                node,
+                service_id: None,
+                check_id: None,
+            }))
+            .await?;
+    }
+    // Never listed by this agent's gossip (e.g. it died while the cluster was down): once
+    // gossip had time to find it, its node is reported unreachable, not removed.
+    if seen.since.elapsed() >= UNSEEN_GRACE {
+        for node in unseen {
+            let critical = server.store().read(|t| {
+                t.check(&node, msg::SERF_CHECK_ID)
+                    .is_some_and(|c| c.status == health::CRITICAL)
+            });
+            if critical {
+                continue;
+            }
+            tracing::warn!(target: "rpc", node = %node, "Node is unknown to gossip; marking serfHealth critical.");
+            let check = structs::Check {
+                node: node.clone(),
+                check_id: msg::SERF_CHECK_ID.into(),
+                name: msg::SERF_CHECK_NAME.into(),
+                status: health::CRITICAL.into(),
+                output: msg::SERF_FAILED.into(),
+                ..Default::default()
+            };
+            let known_node = server.store().read(|t| t.node(&node).cloned());
+            let Some(n) = known_node else { continue };
             server
-                .apply(Command::Deregister(DeregisterRequest {
-                    node,
-                    service_id: None,
-                    check_id: None,
+                .apply(Command::Register(RegisterRequest {
+                    node: n,
+                    skip_node_update: true,
+                    service: None,
+                    checks: vec![check],
                 }))
                 .await?;
         }
