@@ -323,6 +323,186 @@ async fn node_create_indexes(servers: &[Agent]) -> BTreeMap<String, u64> {
     )
 }
 
+/// KV write load: writers each PUT their own sequence of keys under a prefix,
+/// round-robin over the servers' HTTP ports, and record only the writes answered 200
+/// `true`, with the time of each acknowledgement.
+struct Load {
+    acked: Arc<Mutex<BTreeMap<String, (String, Instant)>>>,
+    stop: Arc<AtomicBool>,
+    writers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(client: &reqwest::Client, ports: &[u16], prefix: &str) -> Load {
+        let acked: Arc<Mutex<BTreeMap<String, (String, Instant)>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut writers = Vec::new();
+        for w in 0..8 {
+            let (acked, stop, client, ports) =
+                (acked.clone(), stop.clone(), client.clone(), ports.to_vec());
+            let prefix = prefix.to_string();
+            writers.push(tokio::spawn(async move {
+                let mut seq = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    seq += 1;
+                    let key = format!("{prefix}/w{w}/{seq:06}");
+                    let value = format!("{prefix}-{w}-{seq}");
+                    let port = ports[(w + seq as usize) % ports.len()];
+                    let r = client
+                        .put(format!("http://127.0.0.1:{port}/v1/kv/{key}"))
+                        .body(value.clone())
+                        .send()
+                        .await;
+                    let ok = match r {
+                        Ok(r) if r.status() == 200 => {
+                            r.text().await.map(|t| t.trim() == "true").unwrap_or(false)
+                        }
+                        _ => false,
+                    };
+                    if ok {
+                        let at = Instant::now();
+                        acked.lock().expect("lock").insert(key, (value, at));
+                    } else {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            }));
+        }
+        Load {
+            acked,
+            stop,
+            writers,
+        }
+    }
+
+    fn acked_count(&self) -> usize {
+        self.acked.lock().expect("lock").len()
+    }
+
+    /// The first acknowledgement after `t`, if any yet.
+    fn first_ack_after(&self, t: Instant) -> Option<Instant> {
+        let acked = self.acked.lock().expect("lock");
+        acked.values().map(|(_, at)| *at).filter(|at| *at > t).min()
+    }
+
+    /// Stops the writers; every acknowledged write, key → value.
+    async fn stop(self) -> BTreeMap<String, String> {
+        self.stop.store(true, Ordering::Relaxed);
+        for w in self.writers {
+            w.await.expect("writer task");
+        }
+        let acked = std::mem::take(&mut *self.acked.lock().expect("lock"));
+        acked.into_iter().map(|(k, (v, _))| (k, v)).collect()
+    }
+}
+
+/// Every key of `acked` is listed under `prefix` by `s` (`?consistent`) with its value.
+async fn check_acked(s: &Agent, prefix: &str, acked: &BTreeMap<String, String>, values: bool) {
+    let listed = must(
+        wait_until(SETTLE, "a consistent listing", || async {
+            s.http_get(&format!("/v1/kv/{prefix}/?keys&consistent"))
+                .await?
+                .ensure_ok()?
+                .json()
+        })
+        .await,
+    );
+    let have: BTreeSet<&str> = listed
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let missing: Vec<&String> = acked
+        .keys()
+        .filter(|k| !have.contains(k.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged writes missing via {} (e.g. {:?})",
+        missing.len(),
+        s.node(),
+        missing.first()
+    );
+    if !values {
+        return;
+    }
+    for (key, value) in acked {
+        // A leader change answers 500 for a moment: retried. A 404 or another value is a
+        // lost write: fails at once.
+        let path = format!("/v1/kv/{key}?consistent&raw");
+        let r = must(
+            wait_until(SETTLE, "a consistent read", || async {
+                let r = s.http_get(&path).await?;
+                ensure!(r.status == 200 || r.status == 404, "{}", r.text());
+                Ok(r)
+            })
+            .await,
+        );
+        assert_eq!(
+            (r.status.as_u16(), r.text()),
+            (200, value.clone()),
+            "{key} via {}",
+            s.node()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_of_the_leader_under_load_loses_no_acknowledged_write() {
+    let mut servers = three_servers("failover").await;
+    let ports: Vec<u16> = servers.iter().map(|s| s.ports().http).collect();
+    let client = tribune_tests::http::client();
+    let load = Load::start(&client, &ports, "failover");
+    tokio::time::sleep(Duration::from_millis(1500 + random_u64() % 2000)).await;
+    let leader = must(agreed_leader(&servers, &[0, 1, 2]).await);
+    let survivors: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    let before = load.acked_count();
+    must(servers[leader].kill());
+    let killed = Instant::now();
+    let new_leader = must(agreed_leader(&servers, &survivors).await);
+    let elected = killed.elapsed();
+    // The load goes on through the survivors; wait for the first write acknowledged after
+    // the kill, then a little more load.
+    let first = must(
+        wait_until(SETTLE, "a write acknowledged after the kill", || async {
+            load.first_ack_after(killed)
+                .ok_or_else(|| anyhow::anyhow!("none yet"))
+        })
+        .await,
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let acked = load.stop().await;
+    println!(
+        "leader {} SIGKILLed after {before} acknowledged writes; {} leads {elected:.1?} later, \
+         first write acknowledged {:.1?} after the kill; {} acknowledged in all",
+        servers[leader].node(),
+        servers[new_leader].node(),
+        first - killed,
+        acked.len()
+    );
+    assert!(before >= 10, "only {before} writes before the kill");
+    for &i in &survivors {
+        check_acked(&servers[i], "failover", &acked, i == new_leader).await;
+    }
+    // The killed leader comes back and catches up.
+    must(servers[leader].restart().await);
+    must(
+        wait_until(SETTLE, "the restarted server to catch up", || async {
+            let v = servers[leader]
+                .http_get("/v1/kv/failover/?keys&stale")
+                .await?
+                .ensure_ok()?
+                .json()?;
+            let n = v.as_array().map_or(0, Vec::len);
+            ensure!(n >= acked.len(), "{n} of {} keys", acked.len());
+            Ok(())
+        })
+        .await,
+    );
+    check_acked(&servers[leader], "failover", &acked, false).await;
+}
+
 /// A pseudo-random number from the OS-seeded hasher (the tests crate has no `rand`).
 fn random_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
@@ -345,52 +525,15 @@ async fn sigkill_of_all_three_servers_under_load_loses_no_acknowledged_write() {
     // gossip has not found the others yet must not take them for reaped.
     let created = node_create_indexes(&servers).await;
     for round in 1..=2 {
-        // Writers: each PUTs its own sequence of keys, round-robin over the servers, and
-        // records only the writes answered 200 `true`.
-        let acked: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut writers = Vec::new();
-        for w in 0..8 {
-            let (acked, stop, client, ports) =
-                (acked.clone(), stop.clone(), client.clone(), ports.clone());
-            writers.push(tokio::spawn(async move {
-                let mut seq = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    seq += 1;
-                    let key = format!("load/r{round}/w{w}/{seq:06}");
-                    let value = format!("{round}-{w}-{seq}");
-                    let port = ports[(w + seq as usize) % ports.len()];
-                    let r = client
-                        .put(format!("http://127.0.0.1:{port}/v1/kv/{key}"))
-                        .body(value.clone())
-                        .send()
-                        .await;
-                    let ok = match r {
-                        Ok(r) if r.status() == 200 => {
-                            r.text().await.map(|t| t.trim() == "true").unwrap_or(false)
-                        }
-                        _ => false,
-                    };
-                    if ok {
-                        acked.lock().expect("lock").insert(key, value);
-                    } else {
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                }
-            }));
-        }
+        let load = Load::start(&client, &ports, &format!("load/r{round}"));
         // Load for a random 1.5–6 s, then SIGKILL all three, back to back.
         let delay = Duration::from_millis(1500 + random_u64() % 4500);
         tokio::time::sleep(delay).await;
-        let before_kill = acked.lock().expect("lock").len();
+        let before_kill = load.acked_count();
         for s in servers.iter_mut() {
             must(s.kill());
         }
-        stop.store(true, Ordering::Relaxed);
-        for w in writers {
-            w.await.expect("writer task");
-        }
-        let acked = std::mem::take(&mut *acked.lock().expect("lock"));
+        let acked = load.stop().await;
         println!(
             "round {round}: SIGKILL after {delay:?} of load; {} writes acknowledged \
              ({before_kill} before the kill signal was sent)",
@@ -414,55 +557,9 @@ async fn sigkill_of_all_three_servers_under_load_loses_no_acknowledged_write() {
             servers[leader].node(),
             restarted.elapsed()
         );
-        // Every acknowledged write, read linearizably, through every server.
+        // Every acknowledged write, read linearizably, through every server; values on one.
         for (i, s) in servers.iter().enumerate() {
-            let listed = must(
-                wait_until(SETTLE, "a consistent listing", || async {
-                    s.http_get(&format!("/v1/kv/load/r{round}/?keys&consistent"))
-                        .await?
-                        .ensure_ok()?
-                        .json()
-                })
-                .await,
-            );
-            let have: BTreeSet<&str> = listed
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
-            let missing: Vec<&String> = acked
-                .keys()
-                .filter(|k| !have.contains(k.as_str()))
-                .collect();
-            assert!(
-                missing.is_empty(),
-                "round {round}: {} acknowledged writes missing via {} (e.g. {:?})",
-                missing.len(),
-                s.node(),
-                missing.first()
-            );
-            // Values too, one read per key, on one server per round.
-            if i == leader {
-                for (key, value) in &acked {
-                    // A leader change right after the restart answers 500 for a moment:
-                    // retried. A 404 or another value is a lost write: fails at once.
-                    let path = format!("/v1/kv/{key}?consistent&raw");
-                    let r = must(
-                        wait_until(SETTLE, "a consistent read", || async {
-                            let r = s.http_get(&path).await?;
-                            ensure!(r.status == 200 || r.status == 404, "{}", r.text());
-                            Ok(r)
-                        })
-                        .await,
-                    );
-                    assert_eq!(
-                        (r.status.as_u16(), r.text()),
-                        (200, value.clone()),
-                        "round {round}: {key}"
-                    );
-                }
-            }
+            check_acked(s, &format!("load/r{round}"), &acked, i == leader).await;
         }
         acked_total += acked.len();
         assert_eq!(
