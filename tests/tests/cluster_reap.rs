@@ -229,15 +229,22 @@ async fn left_member_is_deregistered_and_failed_members_are_reaped() {
     // Failed: status 4 and serfHealth critical, for at least a while.
     let w = &servers[watcher];
     must(
-        wait_until(SETTLE, "both to be failed and critical", || async {
-            for n in &gone {
-                let st = status_of(w, n).await?;
-                ensure!(st == Some(4), "{n}: status {st:?}");
-                let h = serf_health(w, n).await?;
-                ensure!(h == "critical", "{n}: serfHealth {h:?}");
-            }
-            Ok(())
-        })
+        wait_until(
+            SETTLE,
+            "both to be failed everywhere and critical",
+            || async {
+                for n in &gone {
+                    // Marked failed by every surviving member.
+                    for s in servers.iter().filter(|s| s.node() != victim_name) {
+                        let st = status_of(s, n).await?;
+                        ensure!(st == Some(4), "{n}: status {st:?} on {}", s.node());
+                    }
+                    let h = serf_health(w, n).await?;
+                    ensure!(h == "critical", "{n}: serfHealth {h:?}");
+                }
+                Ok(())
+            },
+        )
         .await,
     );
     let failed_seen = Instant::now();
