@@ -5,7 +5,9 @@
 # the goals. Takes about 15 minutes on a quiet 2-core machine (longer when
 # other work keeps the CPU busy: every measurement waits for a quiet machine).
 # Not part of CI; the exit status says whether it could measure, not whether
-# the goals were met. What each figure means: tests/BENCH.md.
+# the goals were met. What each figure means: tests/BENCH.md. The cluster
+# figures (three servers against a three-member etcd: replicated writes and
+# reads, leader failover, cluster start) are scripts/bench-cluster.sh.
 #
 #   scripts/bench.sh                      # everything, 5 runs of 10 s each
 #   scripts/bench.sh --only 2,4           # some figures

@@ -9,8 +9,8 @@
 //! entry is durable only after the sync that covers it returned.
 //!
 //! The vote and the purge point live in `meta` (written to a temporary file, synced, renamed,
-//! directory synced); the commit index, which openraft can re-learn, is saved lazily in
-//! `committed`. On open, the segments are scanned in order; the log ends at the first record
+//! directory synced); the commit index, which openraft can re-learn, is rewritten in place in
+//! `committed` on every change, without a sync. On open, the segments are scanned in order; the log ends at the first record
 //! that is torn, fails its check, or does not continue the previous one (index + 1, term
 //! never lower), and what follows is discarded.
 //!
@@ -34,7 +34,6 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 type NodeId = u64;
 
@@ -46,8 +45,6 @@ const CACHED_ENTRIES: usize = 8192;
 const HEADER: u64 = 8;
 /// Version byte of the `meta` file.
 const META_VERSION: u8 = 1;
-/// The commit index is saved at most this often (it is only a hint after a restart).
-const COMMITTED_EVERY: Duration = Duration::from_secs(1);
 
 /// The log store; clones share the same log.
 #[derive(Clone)]
@@ -104,7 +101,8 @@ struct Wal {
     cached_from: u64,
     meta: Meta,
     committed: Option<LogId<NodeId>>,
-    committed_saved: Option<Instant>,
+    /// The `committed` file, rewritten in place (one small `pwrite`) on every change.
+    committed_file: Option<File>,
     /// Reused encoding buffer.
     buf: Vec<u8>,
 }
@@ -135,6 +133,36 @@ fn check(payload: &[u8]) -> u32 {
         h = (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
     }
     (h ^ (h >> 32)) as u32
+}
+
+/// `committed` record: `[u32 check][u64 term][u64 node][u64 index]`, all zero for none.
+fn encode_committed(c: Option<LogId<NodeId>>) -> [u8; 28] {
+    let mut out = [0u8; 28];
+    if let Some(c) = c {
+        out[4..12].copy_from_slice(&c.leader_id.term.to_le_bytes());
+        out[12..20].copy_from_slice(&c.leader_id.node_id.to_le_bytes());
+        out[20..28].copy_from_slice(&c.index.to_le_bytes());
+        let sum = check(&out[4..]);
+        out[0..4].copy_from_slice(&sum.to_le_bytes());
+    }
+    out
+}
+
+fn decode_committed(b: &[u8]) -> Option<LogId<NodeId>> {
+    let b: &[u8; 28] = b.get(..28)?.try_into().ok()?;
+    let word = |r: std::ops::Range<usize>| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[r]);
+        u64::from_le_bytes(w)
+    };
+    let sum = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    if sum == 0 || check(&b[4..]) != sum {
+        return None;
+    }
+    Some(LogId::new(
+        openraft::CommittedLeaderId::new(word(4..12), word(12..20)),
+        word(20..28),
+    ))
 }
 
 fn segment_name(first: u64) -> String {
@@ -229,8 +257,12 @@ impl Wal {
         };
         let committed = std::fs::read(dir.join("committed"))
             .ok()
-            .and_then(|b| postcard::from_bytes::<Option<LogId<NodeId>>>(&b).ok())
-            .flatten();
+            .and_then(|b| decode_committed(&b));
+        let committed_file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join("committed"))?;
         let mut firsts: Vec<u64> = std::fs::read_dir(dir)?
             .filter_map(|e| e.ok())
             .filter_map(|e| {
@@ -251,7 +283,7 @@ impl Wal {
             cached_from: 0,
             meta,
             committed,
-            committed_saved: None,
+            committed_file: Some(committed_file),
             buf: Vec::new(),
         };
         let mut prev: Option<LogId<NodeId>> = wal.meta.purged;
@@ -345,7 +377,7 @@ impl LogStore {
                 cached_from: 0,
                 meta: Meta::default(),
                 committed: None,
-                committed_saved: None,
+                committed_file: None,
                 buf: Vec::new(),
             },
         };
@@ -472,19 +504,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         &mut self,
         committed: Option<LogId<NodeId>>,
     ) -> Result<(), StorageError<NodeId>> {
-        // Not synced, and at most once a second: losing it only means re-learning the
-        // commit index from the leader after a restart.
+        // Not synced: it is a hint (openraft can re-learn it from a quorum), but it reaches
+        // the page cache before any write it covers is acknowledged, so a killed process
+        // restarts knowing everything it had committed.
         let mut w = self.inner.wal.lock();
         w.committed = committed;
-        let due = w
-            .committed_saved
-            .is_none_or(|t| t.elapsed() >= COMMITTED_EVERY);
-        if let (true, Some(dir)) = (due, &w.dir) {
-            let tmp = dir.join("committed.tmp");
-            let bytes = postcard::to_allocvec(&committed).map_err(io_err)?;
-            std::fs::write(&tmp, bytes).map_err(io_err)?;
-            std::fs::rename(&tmp, dir.join("committed")).map_err(io_err)?;
-            w.committed_saved = Some(Instant::now());
+        if let Some(f) = &w.committed_file {
+            f.write_all_at(&encode_committed(committed), 0)
+                .map_err(io_err)?;
         }
         Ok(())
     }
@@ -663,6 +690,16 @@ mod tests {
             .iter()
             .map(|l| l.log_id.index)
             .collect()
+    }
+
+    #[test]
+    fn the_commit_index_round_trips_and_a_damaged_one_is_ignored() {
+        let c = LogId::new(CommittedLeaderId::new(7, 42), 1234);
+        let mut b = encode_committed(Some(c));
+        assert_eq!(decode_committed(&b), Some(c));
+        assert_eq!(decode_committed(&encode_committed(None)), None);
+        b[25] ^= 1;
+        assert_eq!(decode_committed(&b), None);
     }
 
     #[test]

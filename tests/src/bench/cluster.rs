@@ -757,9 +757,32 @@ async fn failover(opts: &Opts, dir: &Path, rows: &mut Vec<Row>) -> anyhow::Resul
         }
         c.start(leader)?;
     }
+    let idle = idle_watch(opts, &mut c).await;
     for i in 0..3 {
         c.kill(i)?;
     }
+    let idle_row = match idle {
+        Ok((changes, disagreed, samples)) => {
+            say(format!(
+                "   idle for {} s after the kills: {changes} leader changes; {disagreed} of {samples} \
+                 samples without one agreed leader; load average now {}",
+                opts.idle_secs,
+                super::shell_line("cut -d' ' -f1-3 /proc/loadavg")
+            ));
+            Row::new(
+                "6. idle cluster: leader changes",
+                format!("{changes} in {} s", opts.idle_secs),
+                "0",
+                Some(changes == 0),
+            )
+        }
+        Err(e) => Row::new(
+            "6. idle cluster: leader changes",
+            format!("not measured: {e:#}"),
+            "0",
+            Some(false),
+        ),
+    };
     times.sort_by(f64::total_cmp);
     let pct = |p: f64| -> f64 {
         if times.is_empty() {
@@ -788,7 +811,39 @@ async fn failover(opts: &Opts, dir: &Path, rows: &mut Vec<Row>) -> anyhow::Resul
         "p50 ≤ 1.5 s, p99 ≤ 3 s",
         Some(failures == 0 && p50 <= FAILOVER_P50_S && p99 <= FAILOVER_P99_S),
     ));
+    rows.push(idle_row);
     Ok(())
+}
+
+/// Polls every server's leader every 100 ms for `opts.idle_secs` (no load from here; the
+/// machine may be busy with anything else) and counts changes of the agreed leader.
+async fn idle_watch(opts: &Opts, c: &mut TribuneCluster) -> anyhow::Result<(usize, usize, usize)> {
+    let mut prev = c.agreed_leader(Duration::from_secs(60)).await?;
+    let (mut changes, mut disagreed, mut samples) = (0, 0, 0);
+    let end = Instant::now() + Duration::from_secs(opts.idle_secs as u64);
+    while Instant::now() < end {
+        let mut seen = Vec::with_capacity(3);
+        for i in 0..3 {
+            seen.push(c.leader_seen_by(i).await);
+        }
+        samples += 1;
+        match seen[0] {
+            Some(l) if seen.iter().all(|s| *s == Some(l)) => {
+                if l != prev {
+                    changes += 1;
+                    say(format!(
+                        "   idle: leader changed from s{} to s{}",
+                        prev + 1,
+                        l + 1
+                    ));
+                    prev = l;
+                }
+            }
+            _ => disagreed += 1,
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok((changes, disagreed, samples))
 }
 
 /// Runs the cluster figures that `opts.figures` asks for (5, 6, 7).

@@ -53,6 +53,8 @@ pub struct Opts {
     pub starts: usize,
     /// Leader kills for figure 6.
     pub kills: usize,
+    /// Seconds figure 6 then watches the idle cluster for leader changes.
+    pub idle_secs: usize,
     /// The core servers run on, and the core `wrk` and the clients run on.
     pub server_cpu: usize,
     pub client_cpu: usize,

@@ -4,8 +4,8 @@
 //!
 //! ```text
 //! tribune-bench [--runs N] [--duration SECS] [--only 1,2,...,7] [--polls N]
-//!               [--watchers N] [--starts N] [--kills N] [--server-cpu C]
-//!               [--client-cpu C]
+//!               [--watchers N] [--starts N] [--kills N] [--idle-secs N]
+//!               [--server-cpu C] [--client-cpu C]
 //! tribune-bench bare PORT BODY_FILE [THREADS]      # the bare hyper server
 //! ```
 //!
@@ -26,7 +26,7 @@ use anyhow::{bail, Context};
 use bench::{say, Opts, Row};
 
 const USAGE: &str = "usage: tribune-bench [--runs N] [--duration SECS] [--only 1,2,...,7] [--polls N] \
-[--watchers N] [--starts N] [--kills N] [--server-cpu C] [--client-cpu C]\n       tribune-bench bare PORT BODY_FILE [THREADS]";
+[--watchers N] [--starts N] [--kills N] [--idle-secs N] [--server-cpu C] [--client-cpu C]\n       tribune-bench bare PORT BODY_FILE [THREADS]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -72,6 +72,7 @@ fn parse_opts(args: &[String]) -> anyhow::Result<Opts> {
         watchers: 1_000,
         starts: 10,
         kills: 20,
+        idle_secs: 60,
         server_cpu: 0,
         client_cpu: if cpus > 1 { 1 } else { 0 },
         base_dir,
@@ -108,6 +109,7 @@ fn parse_opts(args: &[String]) -> anyhow::Result<Opts> {
             "--watchers" => opts.watchers = n()?,
             "--starts" => opts.starts = n()?.max(1),
             "--kills" => opts.kills = n()?.max(1),
+            "--idle-secs" => opts.idle_secs = n()?,
             "--server-cpu" => opts.server_cpu = n()?,
             "--client-cpu" => opts.client_cpu = n()?,
             _ => bail!("unknown flag {flag}\n{USAGE}"),
