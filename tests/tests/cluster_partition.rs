@@ -186,6 +186,30 @@ fn keygen() -> anyhow::Result<String> {
     Ok(String::from_utf8(out.stdout)?.trim().to_string())
 }
 
+/// `tribune members -status=<status>` through node `via`: the names of the rows.
+fn members_with_status(c: &Cluster, via: usize, status: &str) -> anyhow::Result<Vec<String>> {
+    let out = Command::new(process::tribune_bin()?)
+        .args([
+            "members",
+            &format!("--token={TOKEN}"),
+            &format!("-status={status}"),
+            &format!("-http-addr={}", c.nodes[via].http),
+        ])
+        .output()
+        .context("run tribune members")?;
+    // Exit code 2 with no output when nothing matches, as Consul's.
+    match out.status.code() {
+        Some(2) if out.stdout.is_empty() => return Ok(Vec::new()),
+        Some(0) => {}
+        _ => bail!("tribune members failed: {out:?}"),
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next().map(String::from))
+        .collect())
+}
+
 /// `tribune members` against node 0: Consul's header and one row per server, each
 /// `serverN  127.0.0.<n>:8301  alive  server  <version>  2  prometheus  <all>`.
 fn check_members_table(c: &Cluster) -> anyhow::Result<String> {
@@ -265,7 +289,6 @@ async fn partition_round(
     );
     lab.isolate(cut)?;
     let cut_at = Instant::now();
-
     // The majority has a leader among itself and accepts writes.
     let leader = c
         .agreed_leader(&majority, "the majority to agree on a leader of its own")
@@ -275,6 +298,29 @@ async fn partition_round(
         c.nodes[leader].name,
         cut_at.elapsed()
     );
+    // Gossip on the majority side marks it failed (`tribune members -status=failed`).
+    let cut_name = c.nodes[cut].name.clone();
+    wait_until(
+        SETTLE,
+        "the majority to list the cut-off server as failed",
+        || async {
+            for &i in &majority {
+                let failed = members_with_status(c, i, "failed")?;
+                ensure!(
+                    failed == [cut_name.clone()],
+                    "failed rows via {}: {failed:?}",
+                    c.nodes[i].name
+                );
+            }
+            Ok(())
+        },
+    )
+    .await?;
+    println!(
+        "{round}: the majority lists {cut_name} as failed {:.1?} after the cut",
+        cut_at.elapsed()
+    );
+
     for n in 0..10 {
         let (key, value) = (format!("{round}/majority/{n:02}"), format!("m{n}"));
         let i = majority[n % 2];
@@ -338,6 +384,22 @@ async fn partition_round(
     // Heal.
     lab.heal(cut)?;
     let healed_at = Instant::now();
+    wait_until(
+        SETTLE,
+        "every server to list three alive members again",
+        || async {
+            for i in 0..3 {
+                let alive = members_with_status(c, i, "alive")?;
+                ensure!(
+                    alive.len() == 3,
+                    "alive rows via {}: {alive:?}",
+                    c.nodes[i].name
+                );
+            }
+            Ok(())
+        },
+    )
+    .await?;
     let leader = c
         .agreed_leader(&[0, 1, 2], "exactly one leader after healing")
         .await?;
