@@ -478,6 +478,24 @@ fn seed_cluster_in_namespaces_lists_members_and_survives_a_minority_partition() 
         println!("elected: {}", c.nodes[leader].name);
         let table = check_members_table(&c)?;
         print!("{table}");
+        // A follower hands `remove-peer` to the leader's HTTP API; with `client_addr`
+        // 0.0.0.0 (the seed's) the leader must be advertised at its own address.
+        let follower = (leader + 1) % 3;
+        let r = c
+            .send(
+                follower,
+                Method::DELETE,
+                "/v1/operator/raft/peer?address=127.0.0.9:8300",
+                "",
+            )
+            .await?;
+        ensure!(
+            r.status == 500
+                && r.text() == "address \"127.0.0.9:8300\" was not found in the Raft configuration",
+            "remove-peer through a follower: {} {}",
+            r.status,
+            r.text()
+        );
 
         let mut acked = Vec::new();
         for n in 0..5 {

@@ -325,7 +325,7 @@ pub(crate) async fn start(
     keyring::fill_random(&mut seed);
     let core = Core::new(
         Params::new(&cfg, advertise),
-        cfg.meta.clone(),
+        reachable(cfg.meta.clone(), advertise.ip()),
         bump,
         u64::from_le_bytes(seed),
         started,
@@ -441,6 +441,21 @@ async fn engine_loop(
     inner.stopped.cancel();
 }
 
+/// Addresses in the metadata others can use: an HTTP or RPC listener bound to all
+/// interfaces (`client_addr: "0.0.0.0"`, as in the seed) is advertised at this member's
+/// gossip IP. Others forward requests there; `0.0.0.0` would reach themselves.
+fn reachable(mut meta: MemberMeta, ip: std::net::IpAddr) -> MemberMeta {
+    for a in [&mut meta.http_addr, &mut meta.rpc_addr]
+        .into_iter()
+        .flatten()
+    {
+        if a.ip().is_unspecified() {
+            a.set_ip(ip);
+        }
+    }
+    meta
+}
+
 async fn handle_cmd(core: &mut Core, inner: &Arc<Inner>, cmd: Cmd) -> Option<Leaving> {
     let t = now();
     match cmd {
@@ -462,7 +477,7 @@ async fn handle_cmd(core: &mut Core, inner: &Arc<Inner>, cmd: Cmd) -> Option<Lea
         Cmd::FireEvent { ev, done } => {
             let _ = done.send(core.fire_event(t, ev));
         }
-        Cmd::UpdateMeta(meta) => core.update_meta(t, meta),
+        Cmd::UpdateMeta(meta) => core.update_meta(t, reachable(meta, inner.addr.ip())),
         Cmd::ForceLeave { name, done } => {
             let _ = done.send(core.force_leave(t, &name));
         }

@@ -107,6 +107,10 @@ pub async fn raft_remove_peer(
         return Err(ApiError::internal("this agent is not a server"));
     };
     if !s.rpc.leader_status().is_leader {
+        // Forwarded once at most: a request that meets a non-leader again fails.
+        if req.headers().contains_key(FORWARDED_HEADER) {
+            return Err(ApiError::internal(crate::structs::msg::NO_LEADER));
+        }
         return forward_to_leader(&s, req).await;
     }
     let m = raft.metrics().borrow().clone();
@@ -158,6 +162,9 @@ impl std::fmt::Display for Peer {
     }
 }
 
+/// Marks an operator request a follower handed to the leader.
+const FORWARDED_HEADER: &str = "x-tribune-forwarded";
+
 /// Sends an operator request to the leader's HTTP API (found through gossip metadata).
 async fn forward_to_leader(s: &HttpState, req: Request) -> Result<Response, ApiError> {
     let leader_rpc = s
@@ -170,14 +177,21 @@ async fn forward_to_leader(s: &HttpState, req: Request) -> Result<Response, ApiE
         .members()
         .into_iter()
         .find(|m| m.meta.rpc_addr.is_some_and(|a| a.to_string() == leader_rpc))
-        .and_then(|m| m.meta.http_addr)
+        .and_then(|m| {
+            let mut http = m.meta.http_addr?;
+            if http.ip().is_unspecified() {
+                http.set_ip(m.addr.ip());
+            }
+            Some(http)
+        })
         .ok_or_else(|| ApiError::internal(crate::structs::msg::NO_LEADER))?;
     let (parts, _) = req.into_parts();
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let mut rb = s
         .forward_client
         .request(parts.method.clone(), format!("http://{http}{path}"))
-        .timeout(std::time::Duration::from_secs(30));
+        .timeout(std::time::Duration::from_secs(30))
+        .header(FORWARDED_HEADER, "1");
     for name in ["x-consul-token", "authorization"] {
         if let Some(v) = parts.headers.get(name) {
             rb = rb.header(name, v);
