@@ -220,7 +220,6 @@ async fn maybe_bootstrap(server: &Server, cfg: &LeaderConfig, view: &[ClusterMem
     }
 }
 
-/// Makes the catalog and the Raft voters match gossip's view.
 /// The members gossip has listed since this agent started.
 struct Seen {
     names: BTreeSet<String>,
@@ -231,6 +230,7 @@ struct Seen {
 /// (retry_join, push-pull) before its `serfHealth` turns critical.
 const UNSEEN_GRACE: Duration = Duration::from_secs(60);
 
+/// Makes the catalog and the Raft voters match gossip's view.
 async fn reconcile(
     server: &Server,
     cfg: &LeaderConfig,
