@@ -104,7 +104,8 @@ Usage: tribune plugin bench [options] FILE
   call (a check on a fresh instance from the pooled instance-pre; a rewrite or
   an event on the kept instance) as p50/p99 with the limits on and off, calls
   per second on one thread, and resident memory per loaded plugin and per idle
-  pooled instance slot. Prints one JSON object.
+  pooled instance slot (private memory; the slots share the component's memory
+  image, which plain RSS would count once per slot). Prints one JSON object.
 ";
 
 fn bench_flags() -> FlagSet {
@@ -528,11 +529,27 @@ fn grants_from_flags(flags: &[String]) -> Result<BTreeMap<String, serde_json::Va
 
 /// Resident memory of this process, KiB.
 fn rss_kib() -> u64 {
+    statm_pages(1).map(|pages| pages * 4).unwrap_or(0)
+}
+
+/// Resident memory that is this process's alone: RSS minus shared pages. A pooled slot
+/// maps its component's memory image (a memfd every slot shares) and leaves the clean
+/// pages of it it read mapped; RSS counts those once per slot, physical memory once.
+fn private_kib() -> u64 {
+    match (statm_pages(1), statm_pages(2)) {
+        (Some(rss), Some(shared)) => rss.saturating_sub(shared) * 4,
+        _ => 0,
+    }
+}
+
+/// Field `i` of `/proc/self/statm`, in pages (4 KiB on the targets we run on).
+fn statm_pages(i: usize) -> Option<u64> {
     std::fs::read_to_string("/proc/self/statm")
+        .ok()?
+        .split_whitespace()
+        .nth(i)?
+        .parse()
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map(|pages| pages * 4)
-        .unwrap_or(0)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -707,6 +724,7 @@ fn bench_file(
     // Idle pooled slots: K callers at once leave K warm slots behind.
     const K: usize = 8;
     let before_slots = rss_kib();
+    let before_private = private_kib();
     std::thread::scope(|s| {
         for _ in 0..K {
             s.spawn(|| {
@@ -717,6 +735,7 @@ fn bench_file(
         }
     });
     let after_slots = rss_kib();
+    let after_private = private_kib();
     let errors = host.list().remove(0);
     host.shutdown();
     let unlimited = host_with(false, Some(cache.clone()))?;
@@ -744,7 +763,8 @@ fn bench_file(
             "start": rss_start,
             "loaded_plugin": rss_loaded.saturating_sub(rss_before_load),
             "after_calls": rss_after_calls,
-            "per_idle_slot": after_slots.saturating_sub(before_slots) / K as u64,
+            "per_idle_slot": after_private.saturating_sub(before_private) / K as u64,
+            "per_idle_slot_with_shared_image": after_slots.saturating_sub(before_slots) / K as u64,
         },
     }))
 }
