@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Tribune's gossip benchmark against serf 0.9.4 (issue 3 point 6), and the idle-stability
-# run. Not part of CI; the exit status says whether it could measure (and, for --idle,
-# whether the cluster stayed stable), not whether the gossip goals were met.
+# run. Not part of CI; the exit status says whether it could measure (and, for
+# --idle-stability, whether the cluster stayed stable), not whether the gossip goals were met.
 #
 #   scripts/bench-gossip.sh                  # 16 serf vs 16 tribune agents, 5 runs each,
-#                                            # interleaved; about 25 minutes
+#                                            # interleaved; about 30 minutes
 #   scripts/bench-gossip.sh --runs 3 --idle 35
 #   scripts/bench-gossip.sh --peers tribune  # Tribune alone
 #   scripts/bench-gossip.sh --idle-stability 600
 #                                            # 3 servers + 1 client for 10 minutes:
 #                                            # leader changes and gossip failures (goal 0)
+#   scripts/bench-gossip.sh --encrypt --runs 3  # both peers with one AES-256-GCM gossip key
 #
 # Every other flag goes to tests/bench/gossip_bench.py (--help lists them; its docstring
 # says what each scenario does). Figures and their meaning: tests/BENCH-gossip.md.
@@ -85,6 +86,7 @@ if [ -n "${TRIBUNE_BIN:-}" ]; then
     exit 1
   fi
   echo "==> using TRIBUNE_BIN=$TRIBUNE_BIN (not rebuilt)"
+  built_from="given by TRIBUNE_BIN"
 else
   echo "==> cargo build --release -p tribune-agent --bin tribune"
   bins=$(
@@ -106,6 +108,8 @@ for line in sys.stdin:
     echo "error: cargo build did not report the tribune executable" >&2
     exit 1
   fi
+  built_from="commit $(git rev-parse --short HEAD)"
+  git diff --quiet HEAD -- agent 2>/dev/null || built_from+=", with uncommitted changes in agent/"
 fi
 # A private copy: other builds in the shared target directory may replace the binary
 # while the benchmark runs, and every run must start the same program.
@@ -115,7 +119,7 @@ bin_copy=$(mktemp "$bench_dir/tribune-gossipbench.XXXXXX")
 trap 'rm -f "$bin_copy"' EXIT
 cp "$TRIBUNE_BIN" "$bin_copy"
 chmod 755 "$bin_copy"
-echo "==> tribune: $bin_copy (copy of $TRIBUNE_BIN, commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- agent 2>/dev/null || echo ', with uncommitted changes in agent/'))"
+echo "==> tribune: $bin_copy (copy of $TRIBUNE_BIN; $built_from)"
 export TRIBUNE_BIN="$bin_copy"
 
 if [ -n "$stability" ]; then

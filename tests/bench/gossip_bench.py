@@ -59,6 +59,8 @@ ap.add_argument("--pause", type=float, default=2.0, help="SIGSTOP length, s (2)"
 ap.add_argument("--pause-watch", type=float, default=12.0,
                 help="how long after SIGCONT survivors are watched, s (12)")
 ap.add_argument("--peers", default="serf,tribune", help="comma list: serf, tribune")
+ap.add_argument("--encrypt", action="store_true",
+                help="encrypt gossip on both peers with one 32-byte key (serf -encrypt, Tribune encrypt)")
 ap.add_argument("--base", type=int, default=21000,
                 help="lowest port tried (21000); each run takes a free block of 500")
 ap.add_argument("--poll", type=float, default=0.02, help="member poll interval, s (0.02)")
@@ -75,6 +77,8 @@ a = ap.parse_args()
 
 TRIBUNE_BIN = os.environ.get("TRIBUNE_BIN", "")
 TOOLS = os.environ.get("TRIBUNE_BENCH_TOOLS", "/work/shared/bench")
+# One key for both peers (base64 of 32 random bytes, what `tribune keygen` prints).
+GOSSIP_KEY = __import__("base64").b64encode(os.urandom(32)).decode() if a.encrypt else None
 
 
 def die(msg):
@@ -212,6 +216,8 @@ class Serf:
                 "-rpc-addr=127.0.0.1:%d" % (self.base + 100 + i), "-profile=lan"]
         if i > 0:
             args.append("-join=127.0.0.1:%d" % self.gport(0))
+        if GOSSIP_KEY:
+            args.append("-encrypt=" + GOSSIP_KEY)
         p = subprocess.Popen(args, stdout=lf, stderr=subprocess.STDOUT)
         lf.close()
         return p
@@ -373,6 +379,8 @@ class Tribune:
             cfg["bootstrap_expect"] = 1
         else:
             cfg["retry_join"] = ["127.0.0.1:%d" % self.gport(0)]
+        if GOSSIP_KEY:
+            cfg["encrypt"] = GOSSIP_KEY
         with open(os.path.join(d, "config", "tribune.json"), "w") as f:
             json.dump(cfg, f)
         lf = open(self.log(i), "w")
@@ -635,9 +643,10 @@ ROWS = [
 def summary(results):
     by = {k: [r for r in results if r["peer"] == k] for k in ("tribune", "serf")}
     print()
-    print("GOSSIP: %d agents per peer on 127.0.0.1, %d run(s) each, idle window %g s, "
+    print("GOSSIP: %d agents per peer on 127.0.0.1, %s, %d run(s) each, idle window %g s, "
           "%d hogs for %g s, SIGSTOP %g s; median [min–max] of runs"
-          % (a.n, max(len(v) for v in by.values()), a.idle, a.hogs, a.stress_secs, a.pause))
+          % (a.n, "encrypted (AES-256-GCM)" if GOSSIP_KEY else "unencrypted",
+             max(len(v) for v in by.values()), a.idle, a.hogs, a.stress_secs, a.pause))
     w = max(len(x[1]) for x in ROWS)
     print("%-*s  %-26s  %-26s  %-24s %s" % (w, "figure", "tribune", "serf", "goal", "met"))
     for key, label, goal, ok, nd in ROWS:
@@ -772,6 +781,11 @@ def stability(seconds):
                              - max(x for x in terms0 if x is not None)) if None not in terms0 + terms1 else None
         r["members_seen_failed"] = sorted("%s by n%d" % (nm, i) for i, nm in failed_seen)
         r["gossip_failed_log_lines"] = sum(len(peer.failed_marks(i)) for i in range(4))
+        # near misses: heartbeats the leader could not deliver in time (no election follows
+        # unless a follower misses them for a whole election timeout)
+        r["raft_heartbeat_errors"] = sum(
+            1 for i in range(3) for line in open(peer.log(i), errors="replace")
+            if "heartbeat error" in line)
         r["cpu_pct"] = [round((b - c) / hz / dt * 100, 2) for c, b in zip(ticks0, ticks1)]
         r["rss_mb"] = [round(rss_kb(p.pid) / 1024, 1) for p in procs]
     finally:
@@ -788,6 +802,8 @@ def stability(seconds):
     print("  leader changes           %d   (goal 0)" % r["leader_changes"])
     print("  leaderless polls         %d of %d" % (r["leaderless_polls"], r["leader_polls"]))
     print("  Raft term start → end    %s → %s" % (r["term_start"], r["term_end"]))
+    print("  Raft heartbeat errors    %d   (logged by the leader; near misses, not elections)"
+          % r["raft_heartbeat_errors"])
     print("  gossip failures          %d log lines, %d (observer, member) seen failed   (goal 0)"
           % (r["gossip_failed_log_lines"], len(r["members_seen_failed"])))
     print("  CPU %% (s1 s2 s3 client)  %s" % r["cpu_pct"])
