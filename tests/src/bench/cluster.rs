@@ -549,12 +549,24 @@ async fn matrix(opts: &Opts, dir: &Path, rows: &mut Vec<Row>) -> anyhow::Result<
     run_load(&short, &LOADS[2], &eurl, true)?;
     run_load(&short, &LOADS[2], &turl, false)?;
     let mut results: Vec<[Vec<WrkResult>; 2]> = vec![[Vec::new(), Vec::new()]; LOADS.len()];
+    let mut failed_runs = [0usize; 2];
     for (li, load) in LOADS.iter().enumerate() {
         for run in 1..=opts.runs {
             for (si, who) in ["etcd", "tribune"].iter().enumerate() {
                 let quiet = wait_quiet(opts);
                 let url = if si == 0 { &eurl } else { &turl };
-                let r = run_load(opts, load, url, si == 0)?;
+                let r = match run_load(opts, load, url, si == 0) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        // Counted as a run with errors; the matrix goes on.
+                        say(format!(
+                            "   {:<21} run {run} {who:<7} FAILED: {e:#}",
+                            load.name
+                        ));
+                        failed_runs[si] += 1;
+                        continue;
+                    }
+                };
                 say(format!(
                     "   {:<21} run {run} {who:<7} {:>8} ops/s  p50 {:>7.3} ms  p99 {:>7.3} ms  errors {}  [{quiet}]",
                     load.name,
@@ -600,7 +612,8 @@ async fn matrix(opts: &Opts, dir: &Path, rows: &mut Vec<Row>) -> anyhow::Result<
             st(0, |r| r.p50_us / 1e3),
             st(0, |r| r.p99_us / 1e3),
         );
-        let terr: u64 = results[li][1].iter().map(|r| r.errors).sum();
+        let terr: u64 = results[li][1].iter().map(|r| r.errors).sum::<u64>()
+            + (results[li][1].len() < opts.runs) as u64;
         let range =
             |s: &Stat| format!("{} ({}–{})", num(s.median, 0), num(s.min, 0), num(s.max, 0));
         say(format!(
@@ -645,6 +658,12 @@ async fn matrix(opts: &Opts, dir: &Path, rows: &mut Vec<Row>) -> anyhow::Result<
     say(format!(
         "   RSS after the matrix (MiB): tribune servers {t_rss}; etcd members {e_rss}   ({ETCD_README})"
     ));
+    if failed_runs != [0, 0] {
+        say(format!(
+            "   runs that could not be measured: etcd {}, tribune {}",
+            failed_runs[0], failed_runs[1]
+        ));
+    }
     rows.push(Row::new(
         "5. RSS after the matrix (MiB)",
         format!("tribune {t_rss}; etcd {e_rss}"),
