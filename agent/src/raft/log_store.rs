@@ -14,7 +14,8 @@
 //! that is torn, fails its check, or does not continue the previous one (index + 1, term
 //! never lower), and what follows is discarded.
 //!
-//! The bytes of the most recent [`CACHED_ENTRIES`] entries stay in memory, so replication
+//! The bytes of the most recent [`CACHED_ENTRIES`] entries (at most [`CACHED_BYTES`]) stay
+//! in memory, so replication
 //! and the state machine read them without a system call. Without a data directory (`-dev`)
 //! the log lives in memory only.
 
@@ -41,6 +42,8 @@ type NodeId = u64;
 const SEGMENT_BYTES: u64 = 64 << 20;
 /// Entries whose encoded bytes stay in memory.
 const CACHED_ENTRIES: usize = 8192;
+/// And at most this many bytes of them (a batched entry can be 64 KiB).
+const CACHED_BYTES: usize = 16 << 20;
 /// Record header: length and check.
 const HEADER: u64 = 8;
 /// Version byte of the `meta` file.
@@ -99,6 +102,8 @@ struct Wal {
     first: u64,
     /// `locs[..cached_from - first]` have dropped their bytes.
     cached_from: u64,
+    /// Bytes held by the cached entries.
+    cached_bytes: usize,
     meta: Meta,
     committed: Option<LogId<NodeId>>,
     /// The `committed` file, rewritten in place (one small `pwrite`) on every change.
@@ -227,20 +232,32 @@ impl Wal {
         super::write_atomic(dir, "meta", &bytes)
     }
 
-    /// Drops cached bytes beyond the most recent [`CACHED_ENTRIES`] entries.
+    /// Drops cached bytes beyond the most recent [`CACHED_ENTRIES`] entries or
+    /// [`CACHED_BYTES`] bytes.
     fn trim_cache(&mut self) {
         if self.dir.is_none() {
             return;
         }
         let last = self.first + self.locs.len() as u64;
         let keep_from = last.saturating_sub(CACHED_ENTRIES as u64);
-        while self.cached_from < keep_from {
+        while self.cached_from < last
+            && (self.cached_from < keep_from || self.cached_bytes > CACHED_BYTES)
+        {
             let i = (self.cached_from.saturating_sub(self.first)) as usize;
-            if let Some(l) = self.locs.get_mut(i) {
-                l.bytes = None;
+            if let Some(b) = self.locs.get_mut(i).and_then(|l| l.bytes.take()) {
+                self.cached_bytes = self.cached_bytes.saturating_sub(b.len());
             }
             self.cached_from += 1;
         }
+    }
+
+    /// Recounts the cached bytes (after a truncation or a purge removed entries).
+    fn recount_cache(&mut self) {
+        self.cached_bytes = self
+            .locs
+            .iter()
+            .filter_map(|l| l.bytes.as_ref().map(|b| b.len()))
+            .sum();
     }
 
     /// Opens (or creates) the log in `dir`, recovering what a crash left.
@@ -281,6 +298,7 @@ impl Wal {
             locs: VecDeque::new(),
             first: purged_index.map_or(0, |p| p + 1),
             cached_from: 0,
+            cached_bytes: 0,
             meta,
             committed,
             committed_file: Some(committed_file),
@@ -375,6 +393,7 @@ impl LogStore {
                 locs: VecDeque::new(),
                 first: 0,
                 cached_from: 0,
+                cached_bytes: 0,
                 meta: Meta::default(),
                 committed: None,
                 committed_file: None,
@@ -594,6 +613,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 len: len as u32,
                 bytes: Some(Arc::from(&buf[start..start + len])),
             });
+            w.cached_bytes += len;
         }
         w.trim_cache();
         // Do not keep a huge buffer around after a large append.
@@ -641,6 +661,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             w.first = log_id.index;
         }
         w.cached_from = w.cached_from.min(w.first + w.locs.len() as u64);
+        w.recount_cache();
         Ok(())
     }
 
@@ -659,6 +680,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         }
         w.first = w.locs.front().map_or(log_id.index + 1, |l| l.log_id.index);
         w.cached_from = w.cached_from.max(w.first);
+        w.recount_cache();
         // A segment goes once every entry in it is purged: the next one starts at or
         // before the first entry kept.
         while w.segs.len() > 1 && w.segs[1].first <= log_id.index + 1 {
