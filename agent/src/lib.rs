@@ -5,7 +5,7 @@
 //! - [`structs`]: internal types, the versioned Raft commands, Consul's client-visible strings.
 //! - [`state`]: the in-memory state store, written only by the Raft FSM, with fine-grained
 //!   watches so a blocking query wakes only for the data it returned.
-//! - [`raft`]: openraft glue: the sled log store (fsync before ack), the state machine and
+//! - [`raft`]: openraft glue: the write-ahead log store (fdatasync before ack), the state machine and
 //!   its snapshots, the network.
 //! - [`rpc`]: the server's endpoints: writes through Raft, reads with a consistency mode.
 //! - [`local`]: services and checks owned by this agent, persisted, synced by anti-entropy.
