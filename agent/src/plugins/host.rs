@@ -123,13 +123,12 @@ pub struct Plugins {
 }
 
 struct Inner {
-    engine: Engine,
-    linker: Linker<CallState>,
-    pooling: bool,
-    check_pool: WorkerPool,
-    rewrite_pool: WorkerPool,
-    hook_pool: WorkerPool,
-    _ticker: EpochTicker,
+    /// Built when the first plugin loads: an agent without plugins (most client agents)
+    /// pays for no engine, linker, worker thread or epoch ticker.
+    runtime: std::sync::OnceLock<Runtime>,
+    /// What [`Inner::rt`] builds the runtime from.
+    cache_dir: Option<PathBuf>,
+    check_workers: usize,
     node_name: String,
     kv: Option<Arc<dyn KvSource>>,
     io: Option<Io>,
@@ -137,6 +136,72 @@ struct Inner {
     registry: RwLock<Arc<Registry>>,
     /// One load or reload at a time.
     loading: Mutex<()>,
+}
+
+/// The engine and the threads that run plugins.
+struct Runtime {
+    engine: Engine,
+    linker: Linker<CallState>,
+    pooling: bool,
+    check_pool: WorkerPool,
+    rewrite_pool: WorkerPool,
+    hook_pool: WorkerPool,
+    _ticker: EpochTicker,
+}
+
+impl Runtime {
+    fn new(
+        cache_dir: Option<PathBuf>,
+        enforce_limits: bool,
+        check_workers: usize,
+    ) -> Result<Runtime, String> {
+        let (engine, pooling) = engine(&EngineOptions {
+            cache_dir,
+            enforce_limits,
+        })?;
+        let mut linker: Linker<CallState> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| format!("cannot link WASI: {e}"))?;
+        super::runtime::clamp_clock_waits(&mut linker)
+            .map_err(|e| format!("cannot link WASI: {e}"))?;
+        // The health-check world imports every host interface; the other worlds import a
+        // subset of the same ones.
+        bindings::check::HealthCheck::add_to_linker::<CallState, HasSelf<CallState>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(|e| format!("cannot link the host interfaces: {e}"))?;
+        let ticker = EpochTicker::start(&engine);
+        Ok(Runtime {
+            engine,
+            linker,
+            pooling,
+            check_pool: WorkerPool::new(check_workers),
+            rewrite_pool: WorkerPool::new(1),
+            hook_pool: WorkerPool::new(2),
+            _ticker: ticker,
+        })
+    }
+}
+
+impl Inner {
+    /// The runtime, built on first use.
+    fn rt(&self) -> Result<&Runtime, String> {
+        if let Some(rt) = self.runtime.get() {
+            return Ok(rt);
+        }
+        static BUILDING: Mutex<()> = Mutex::new(());
+        let _one = BUILDING.lock();
+        if let Some(rt) = self.runtime.get() {
+            return Ok(rt);
+        }
+        let rt = Runtime::new(
+            self.cache_dir.clone(),
+            self.enforce_limits,
+            self.check_workers,
+        )?;
+        Ok(self.runtime.get_or_init(|| rt))
+    }
 }
 
 #[derive(Default)]
@@ -261,33 +326,12 @@ impl Plugins {
     /// loaded by [`Plugins::reload`]. Must be called inside a Tokio runtime when capability
     /// I/O is wanted (`http`, `tcp`).
     pub fn new(opts: HostOptions) -> Result<Plugins, String> {
-        let (engine, pooling) = engine(&EngineOptions {
-            cache_dir: opts.cache_dir.clone(),
-            enforce_limits: opts.enforce_limits,
-        })?;
-        let mut linker: Linker<CallState> = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
-            .map_err(|e| format!("cannot link WASI: {e}"))?;
-        super::runtime::clamp_clock_waits(&mut linker)
-            .map_err(|e| format!("cannot link WASI: {e}"))?;
-        // The health-check world imports every host interface; the other worlds import a
-        // subset of the same ones.
-        bindings::check::HealthCheck::add_to_linker::<CallState, HasSelf<CallState>>(
-            &mut linker,
-            |s| s,
-        )
-        .map_err(|e| format!("cannot link the host interfaces: {e}"))?;
         let io = tokio::runtime::Handle::try_current().ok().map(Io::new);
-        let ticker = EpochTicker::start(&engine);
         Ok(Plugins {
             inner: Arc::new(Inner {
-                engine,
-                linker,
-                pooling,
-                check_pool: WorkerPool::new(opts.check_workers),
-                rewrite_pool: WorkerPool::new(1),
-                hook_pool: WorkerPool::new(2),
-                _ticker: ticker,
+                runtime: std::sync::OnceLock::new(),
+                cache_dir: opts.cache_dir,
+                check_workers: opts.check_workers,
                 node_name: opts.node_name,
                 kv: opts.kv,
                 io,
@@ -300,7 +344,7 @@ impl Plugins {
 
     /// Whether instances come from the pooling allocator.
     pub fn pooling(&self) -> bool {
-        self.inner.pooling
+        self.inner.rt().is_ok_and(|rt| rt.pooling)
     }
 
     /// Loads `configs`, replacing what was loaded: unchanged plugins (same settings, same
@@ -383,11 +427,15 @@ impl Plugins {
             }
         }
         let started = Instant::now();
-        let (component, analysis) = match loader::analyze(&self.inner.engine, &wasm) {
+        let rt = match self.inner.rt() {
+            Ok(rt) => rt,
+            Err(e) => return failed(settings, None, Some(sha256), e),
+        };
+        let (component, analysis) = match loader::analyze(&rt.engine, &wasm) {
             Ok(x) => x,
             Err(e) => return failed(settings, None, Some(sha256), e),
         };
-        let loaded = match loader::link(&self.inner.linker, &component, analysis) {
+        let loaded = match loader::link(&rt.linker, &component, analysis) {
             Ok(l) => l,
             Err(refused) => {
                 let (analysis, e) = *refused;
@@ -470,9 +518,12 @@ impl Plugins {
                 else {
                     return;
                 };
-                let engine = inner.engine.clone();
+                let Ok(rt) = inner.rt() else {
+                    return;
+                };
+                let engine = rt.engine.clone();
                 let p = plugin.clone();
-                let done = inner
+                let done = rt
                     .hook_pool
                     .run(move || p.deliver(&engine, &event, time))
                     .await;
@@ -499,10 +550,15 @@ impl Plugins {
         if let Err(why) = p.usable(Kind::HealthCheck) {
             return CheckOutcome::critical(why);
         }
-        let engine = self.inner.engine.clone();
+        let rt = match self.inner.rt() {
+            Ok(rt) => rt,
+            Err(e) => {
+                return CheckOutcome::critical(format!("WASM plugin {plugin:?} did not run: {e}"))
+            }
+        };
+        let engine = rt.engine.clone();
         let runner = p.clone();
-        match self
-            .inner
+        match rt
             .check_pool
             .run(move || runner.call_check(&engine, &req))
             .await
@@ -521,7 +577,10 @@ impl Plugins {
         if let Err(why) = p.usable(Kind::HealthCheck) {
             return CheckOutcome::critical(why);
         }
-        p.call_check(&self.inner.engine, req)
+        match self.inner.rt() {
+            Ok(rt) => p.call_check(&rt.engine, req),
+            Err(e) => CheckOutcome::critical(format!("WASM plugin {plugin:?} did not run: {e}")),
+        }
     }
 
     /// Calls a plugin once on the calling thread, without the worker threads, as the
@@ -535,7 +594,7 @@ impl Plugins {
             .get(plugin)
             .cloned()
             .ok_or_else(|| format!("no WASM plugin named {plugin:?}"))?;
-        let engine = &self.inner.engine;
+        let engine = &self.inner.rt()?.engine;
         match input {
             CallInput::Check(req) => {
                 p.call_check(engine, req);
@@ -570,14 +629,14 @@ impl Plugins {
                 tracing::debug!(target: "plugins", plugin = %p.settings.name, reason = %why, "Rewrite skipped.");
                 continue;
             }
-            let engine = self.inner.engine.clone();
-            let input = current.clone();
-            let runner = p.clone();
-            let result = self
-                .inner
-                .rewrite_pool
-                .run_sync(move || runner.call_rewrite(&engine, &input))
-                .and_then(|r| r);
+            let result = self.inner.rt().and_then(|rt| {
+                let engine = rt.engine.clone();
+                let input = current.clone();
+                let runner = p.clone();
+                rt.rewrite_pool
+                    .run_sync(move || runner.call_rewrite(&engine, &input))
+                    .and_then(|r| r)
+            });
             match result {
                 Ok(Some(next)) => {
                     if next != current {
@@ -643,9 +702,11 @@ impl Plugins {
     /// Stops the worker threads once their current calls end (agent shutdown).
     pub fn shutdown(&self) {
         *self.inner.registry.write() = Arc::new(Registry::default());
-        self.inner.check_pool.close();
-        self.inner.rewrite_pool.close();
-        self.inner.hook_pool.close();
+        if let Some(rt) = self.inner.runtime.get() {
+            rt.check_pool.close();
+            rt.rewrite_pool.close();
+            rt.hook_pool.close();
+        }
     }
 }
 
