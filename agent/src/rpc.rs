@@ -55,6 +55,14 @@ pub struct NodeState {
 
 /// How long a forwarded request may take.
 const FORWARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a write may wait on the leader to commit before it fails (Consul's
+/// `rpc_hold_timeout`): a leader that cannot reach a quorum answers instead of hanging.
+const RPC_HOLD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(7);
+/// How long a write forwarded to the leader may take: the leader's own deadline plus room
+/// for its answer to come back. On timeout the pooled connection is dropped.
+const FORWARD_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(8);
+/// How often a write or read waiting on this leader checks that it still leads.
+const LEADERSHIP_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Leadership facts for `X-Consul-KnownLeader` / `X-Consul-LastContact` and `/v1/status`.
 #[derive(Clone, Debug, Default)]
@@ -89,6 +97,12 @@ pub struct Server {
     reads: Arc<ReadIndexBatch>,
     /// `raft_multiplier`'s stretch of the election timeouts and the leader lease.
     lease_stretch: u64,
+    /// Check-quorum: a leader whose last acknowledgement by a quorum is older than this
+    /// (ms) no longer counts itself leader (see [`Server::quorum_lost`]).
+    check_quorum_ms: u64,
+    /// The term in which this server last became leader, and when it noticed: bounds
+    /// check-quorum before the first acknowledgement of a new term.
+    leading_since: parking_lot::Mutex<(u64, Instant)>,
 }
 
 /// Why a batched write or read-index round failed; cloned to every waiter of the batch.
@@ -159,12 +173,19 @@ async fn propose_loop(raft: Raft, mut rx: mpsc::UnboundedReceiver<Proposal>) {
         let Ok(permit) = in_flight.clone().acquire_owned().await else {
             return;
         };
-        let first = match carry.take() {
-            Some(p) => p,
-            None => match rx.recv().await {
+        // A write whose caller stopped waiting (it was refused when this leader lost its
+        // quorum, or timed out) is not proposed: it was never acknowledged.
+        let first = loop {
+            let p = match carry.take() {
                 Some(p) => p,
-                None => return,
-            },
+                None => match rx.recv().await {
+                    Some(p) => p,
+                    None => return,
+                },
+            };
+            if !p.1.is_closed() {
+                break p;
+            }
         };
         let mut batch = vec![first];
         if let Some((k, mut bytes)) = batch_key(&batch[0].0) {
@@ -172,6 +193,9 @@ async fn propose_loop(raft: Raft, mut rx: mpsc::UnboundedReceiver<Proposal>) {
             keys.insert(key_hash(k));
             while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
                 let Ok(next) = rx.try_recv() else { break };
+                if next.1.is_closed() {
+                    continue;
+                }
                 match batch_key(&next.0) {
                     Some((k, n)) if keys.insert(key_hash(k)) => {
                         bytes += n;
@@ -279,6 +303,12 @@ impl Server {
         let lease_stretch = raft.as_ref().map_or(1, |r| {
             r.config().election_timeout_max / crate::raft::LEADER_LEASE_MS
         });
+        // The longest election timeout plus four heartbeats: by then the followers have
+        // stood for election without us, and a healthy leader on a busy host (which misses
+        // a 100 ms heartbeat now and then) is far from it.
+        let check_quorum_ms = raft.as_ref().map_or(u64::MAX, |r| {
+            r.config().election_timeout_max + 4 * r.config().heartbeat_interval
+        });
         let reads = Arc::new(ReadIndexBatch::default());
         let proposals = raft.as_ref().map(|r| {
             let (tx, rx) = mpsc::unbounded_channel();
@@ -290,6 +320,8 @@ impl Server {
             proposals,
             reads,
             lease_stretch: lease_stretch.max(1),
+            check_quorum_ms,
+            leading_since: parking_lot::Mutex::new((0, Instant::now())),
             raft,
             store,
             node_id,
@@ -408,9 +440,9 @@ impl Server {
             proposals
                 .send((cmd, tx))
                 .map_err(|_| RpcError::Raft("the write batcher stopped".into()))?;
-            return match rx.await {
-                Ok(r) => r.map_err(RpcError::from),
-                Err(_) => Err(RpcError::Raft("the write batcher stopped".into())),
+            return match self.while_leading(rx, RPC_HOLD_TIMEOUT).await? {
+                Some(r) => r.map_err(RpcError::from),
+                None => Err(RpcError::Raft("the write batcher stopped".into())),
             };
         }
         // A follower forwards once; a forwarded write that meets another follower fails.
@@ -421,6 +453,69 @@ impl Server {
         forward_apply(&self.pool, &addr, cmd).await
     }
 
+    /// Waits for `rx` (the answer to a write or a leadership check this leader started) while
+    /// this server still leads, at most `hold`. Fails with `No cluster leader` as soon as
+    /// check-quorum says it lost its majority, and with a timeout after `hold`; either way
+    /// the outcome is unknown to the caller (the entry may still commit), never acknowledged.
+    /// `None`: the sender was dropped.
+    async fn while_leading<T>(
+        &self,
+        mut rx: oneshot::Receiver<T>,
+        hold: std::time::Duration,
+    ) -> Result<Option<T>, RpcError> {
+        let deadline = tokio::time::Instant::now() + hold;
+        let mut poll = tokio::time::interval(LEADERSHIP_POLL);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                r = &mut rx => return Ok(r.ok()),
+                _ = poll.tick() => {
+                    if !self.leader_status().is_leader {
+                        return Err(RpcError::NoLeader);
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Err(RpcError::Raft(format!(
+                        "timed out after {hold:?} waiting for a quorum to commit the write; it was not acknowledged and may or may not be applied"
+                    )));
+                }
+            }
+        }
+    }
+
+    /// Check-quorum, which openraft 0.9 lacks: true on a leader that no quorum has
+    /// acknowledged (heartbeats or appends) for [`Server::check_quorum_ms`]. Such a leader
+    /// is cut off from its majority, which elects another one; until openraft hears of the
+    /// new term (after a heal) it keeps its role, so this server refuses to act as leader
+    /// instead: `/v1/status/leader` says "", writes and linearizable reads fail with
+    /// `No cluster leader`. (Stepping down by starting an election would raise the term and
+    /// disturb the majority's leader on heal; openraft has no other way to step down.)
+    fn quorum_lost(&self, m: &openraft::RaftMetrics<u64, openraft::BasicNode>) -> bool {
+        if m.current_leader != Some(self.node_id) {
+            return false;
+        }
+        match m.millis_since_quorum_ack {
+            Some(ms) => ms > self.check_quorum_ms,
+            // Elected, not yet acknowledged by a quorum: count from when we noticed.
+            None => {
+                let mut since = self.leading_since.lock();
+                if since.0 != m.current_term {
+                    *since = (m.current_term, Instant::now());
+                }
+                since.1.elapsed().as_millis() as u64 > self.check_quorum_ms
+            }
+        }
+    }
+
+    /// The leader this server acts on: openraft's, unless that is us without a quorum.
+    fn effective_leader(&self, m: &openraft::RaftMetrics<u64, openraft::BasicNode>) -> Option<u64> {
+        if self.quorum_lost(m) {
+            None
+        } else {
+            m.current_leader
+        }
+    }
+
     /// The current leader's id; during an election, waits up to [`LEADER_HOLD`] for one.
     async fn wait_for_any_leader(&self) -> Result<u64, RpcError> {
         let Some(mut rx) = self.metrics.clone() else {
@@ -428,8 +523,15 @@ impl Server {
         };
         let deadline = tokio::time::Instant::now() + LEADER_HOLD;
         loop {
-            if let Some(l) = rx.borrow_and_update().current_leader {
-                return Ok(l);
+            {
+                let m = rx.borrow_and_update();
+                // A leader cut off from its quorum fails at once: waiting will not help.
+                if self.quorum_lost(&m) {
+                    return Err(RpcError::NoLeader);
+                }
+                if let Some(l) = m.current_leader {
+                    return Ok(l);
+                }
             }
             tokio::select! {
                 r = rx.changed() => if r.is_err() { return Err(RpcError::NoLeader) },
@@ -462,7 +564,7 @@ impl Server {
                 let addr = self.leader_addr().ok_or(RpcError::NoLeader)?;
                 let index = match self
                     .pool
-                    .call(&addr, &Request::ReadIndex, FORWARD_TIMEOUT)
+                    .call_or_reset(&addr, &Request::ReadIndex, FORWARD_WRITE_TIMEOUT)
                     .await?
                 {
                     Response::ReadIndex(i) => i,
@@ -485,12 +587,15 @@ impl Server {
         if self.raft.is_none() {
             return Err(RpcError::NoLeader);
         }
+        if !self.leader_status().is_leader {
+            return Err(RpcError::NoLeader);
+        }
         let (tx, rx) = oneshot::channel();
         self.reads.waiting.lock().push(tx);
         self.reads.wake.notify_one();
-        match rx.await {
-            Ok(r) => r.map_err(RpcError::from),
-            Err(_) => Err(RpcError::Raft("the read-index batcher stopped".into())),
+        match self.while_leading(rx, RPC_HOLD_TIMEOUT).await? {
+            Some(r) => r.map_err(RpcError::from),
+            None => Err(RpcError::Raft("the read-index batcher stopped".into())),
         }
     }
 
@@ -638,7 +743,7 @@ impl Server {
             };
         };
         let m = metrics.borrow();
-        let leader = m.current_leader;
+        let leader = self.effective_leader(&m);
         let is_leader = leader == Some(self.node_id);
         let last_contact_ms = if is_leader {
             0
@@ -659,7 +764,7 @@ impl Server {
     /// The leader's server RPC address (`/v1/status/leader`), if one is known.
     pub fn leader_addr(&self) -> Option<String> {
         let m = self.metrics.as_ref()?.borrow();
-        let id = m.current_leader?;
+        let id = self.effective_leader(&m)?;
         m.membership_config
             .membership()
             .get_node(&id)
@@ -700,7 +805,7 @@ impl Server {
 /// Sends a write to the server at `addr` (a leader, or any server from a client agent).
 async fn forward_apply(pool: &Pool, addr: &str, cmd: Command) -> Result<CommandResponse, RpcError> {
     match pool
-        .call(addr, &Request::Apply(cmd), FORWARD_TIMEOUT)
+        .call_or_reset(addr, &Request::Apply(cmd), FORWARD_WRITE_TIMEOUT)
         .await?
     {
         Response::Apply(r) => Ok(r),
@@ -754,3 +859,129 @@ impl SessionTimers {
 
 #[cfg(test)]
 mod tests;
+
+/// Check-quorum and the write deadline, on a real three-server cluster over loopback.
+#[cfg(test)]
+mod check_quorum_tests {
+    use super::*;
+    use crate::raft::{self, RaftOptions};
+    use crate::structs::{KvOp, KvVerb};
+    use openraft::BasicNode;
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+    use tokio::net::TcpListener;
+    use tokio_util::sync::CancellationToken;
+
+    fn put(key: &str) -> Command {
+        Command::Kv(KvOp {
+            verb: KvVerb::Set,
+            key: key.into(),
+            value: b"v".to_vec(),
+            flags: 0,
+            index: 0,
+            session: String::new(),
+        })
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn raft_leader_cut_off_from_its_quorum_refuses_to_lead_and_fails_writes_fast() {
+        let mut listeners = Vec::new();
+        for _ in 0..3 {
+            listeners.push(TcpListener::bind("127.0.0.1:0").await.unwrap());
+        }
+        let addrs: Vec<String> = listeners
+            .iter()
+            .map(|l| l.local_addr().unwrap().to_string())
+            .collect();
+        let mut servers = Vec::new();
+        for (i, listener) in listeners.into_iter().enumerate() {
+            let store = Arc::new(Store::new());
+            let pool = Arc::new(Pool::new());
+            let opts = RaftOptions {
+                node_id: i as u64 + 1,
+                rpc_addr: addrs[i].clone(),
+                data_dir: None,
+                bootstrap: false,
+                raft_multiplier: 1,
+            };
+            let r = raft::start(&opts, store.clone(), pool.clone())
+                .await
+                .unwrap();
+            let server = Arc::new(Server::new(Some(r), store, i as u64 + 1, pool));
+            let stop = CancellationToken::new();
+            tokio::spawn(serve(listener, server.clone(), stop.clone()));
+            servers.push((server, stop));
+        }
+        let members: BTreeMap<u64, BasicNode> = addrs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (i as u64 + 1, BasicNode { addr: a.clone() }))
+            .collect();
+        servers[0]
+            .0
+            .raft()
+            .unwrap()
+            .initialize(members)
+            .await
+            .unwrap();
+        // Generous: the machine is shared with compilers.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let l = loop {
+            if let Some(l) = servers.iter().position(|s| s.0.leader_status().is_leader) {
+                break l;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no leader in 30s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let leader = servers[l].0.clone();
+        leader.apply(put("before")).await.unwrap();
+        assert!(leader.leader_addr().is_some());
+        // A healthy leader stays leader: no false check-quorum over two seconds.
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            assert!(
+                leader.leader_status().is_leader,
+                "a healthy leader lost its quorum"
+            );
+        }
+
+        // Cut the leader off: both followers stop serving and stop their Raft.
+        for (i, (s, stop)) in servers.iter().enumerate() {
+            if i != l {
+                stop.cancel();
+                s.raft().unwrap().shutdown().await.unwrap();
+            }
+        }
+        let cut = Instant::now();
+        // A write sent right away waits at most until check-quorum fires: an error, no ack.
+        let r = tokio::time::timeout(Duration::from_secs(10), leader.apply(put("during")))
+            .await
+            .expect("a write to a cut-off leader hung");
+        assert!(r.is_err(), "a cut-off leader acknowledged a write: {r:?}");
+        // It no longer names itself leader.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while leader.leader_addr().is_some() || leader.leader_status().is_leader {
+            assert!(Instant::now() < deadline, "still leader 10s after the cut");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let refused_after = cut.elapsed();
+        assert!(!leader.leader_status().known_leader);
+        // Openraft still thinks it leads; the server refuses at once.
+        let t = Instant::now();
+        assert!(matches!(
+            leader.apply(put("after")).await,
+            Err(RpcError::NoLeader)
+        ));
+        assert!(matches!(
+            leader.read_barrier(Consistency::Consistent).await,
+            Err(RpcError::NoLeader)
+        ));
+        assert!(matches!(
+            leader.read_barrier(Consistency::Default).await,
+            Err(RpcError::NoLeader)
+        ));
+        assert!(t.elapsed() < Duration::from_secs(1), "refusals were slow");
+        assert!(leader.read_barrier(Consistency::Stale).await.is_ok());
+        println!("the cut-off leader stopped leading {refused_after:?} after the cut");
+    }
+}

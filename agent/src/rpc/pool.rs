@@ -32,6 +32,15 @@ struct Conn {
     frames: mpsc::UnboundedSender<Vec<u8>>,
     pending: Pending,
     alive: Arc<std::sync::atomic::AtomicBool>,
+    /// The reader task: stopped with the connection, so a connection dropped while its peer
+    /// is unreachable (a partition) leaves no task waiting on a socket that may never close.
+    reader: tokio::task::AbortHandle,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
 }
 
 /// Connections to other servers, keyed by `host:port`.
@@ -90,7 +99,7 @@ impl Pool {
         });
         // Reader: route responses; on error fail everything pending.
         let (pending_r, alive_r) = (pending.clone(), alive.clone());
-        tokio::spawn(async move {
+        let reader = tokio::spawn(async move {
             let mut buf = Vec::new();
             while let Ok((id, resp)) = wire::read_frame::<_, Response>(&mut rd, &mut buf).await {
                 if let Some(tx) = pending_r.lock().remove(&id) {
@@ -99,11 +108,13 @@ impl Pool {
             }
             alive_r.store(false, Ordering::Relaxed);
             pending_r.lock().clear();
-        });
+        })
+        .abort_handle();
         let conn = Arc::new(Conn {
             frames: tx,
             pending,
             alive,
+            reader,
         });
         self.conns.lock().insert(addr.to_string(), conn.clone());
         Ok(conn)
@@ -115,6 +126,28 @@ impl Pool {
         addr: &str,
         req: &Request,
         timeout: Duration,
+    ) -> Result<Response, CallError> {
+        self.call_inner(addr, req, timeout, false).await
+    }
+
+    /// Like [`Pool::call`], but a timeout also drops the connection: the next call dials
+    /// afresh instead of queueing behind a peer that stopped answering (a forwarded write
+    /// to a leader cut off by a partition). Other calls waiting on it fail as closed.
+    pub async fn call_or_reset(
+        &self,
+        addr: &str,
+        req: &Request,
+        timeout: Duration,
+    ) -> Result<Response, CallError> {
+        self.call_inner(addr, req, timeout, true).await
+    }
+
+    async fn call_inner(
+        &self,
+        addr: &str,
+        req: &Request,
+        timeout: Duration,
+        reset_on_timeout: bool,
     ) -> Result<Response, CallError> {
         let conn = self.conn(addr).await?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -131,8 +164,65 @@ impl Pool {
             Ok(Err(_)) => Err(CallError::Closed(addr.into())),
             Err(_) => {
                 conn.pending.lock().remove(&id);
+                if reset_on_timeout {
+                    conn.alive.store(false, Ordering::Relaxed);
+                    let mut conns = self.conns.lock();
+                    if conns.get(addr).is_some_and(|c| Arc::ptr_eq(c, &conn)) {
+                        conns.remove(addr);
+                    }
+                }
                 Err(CallError::Timeout(timeout, addr.into()))
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    /// A peer that accepts connections, reads whatever comes and never answers (a leader
+    /// behind a partition, as far as the caller can tell). Counts the connections.
+    async fn silent_peer() -> (String, Arc<AtomicU64>) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let accepted = Arc::new(AtomicU64::new(0));
+        let n = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                n.fetch_add(1, Ordering::Relaxed);
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    while matches!(s.read(&mut buf).await, Ok(k) if k > 0) {}
+                });
+            }
+        });
+        (addr, accepted)
+    }
+
+    #[tokio::test]
+    async fn rpc_call_or_reset_drops_a_connection_that_timed_out() {
+        let (addr, accepted) = silent_peer().await;
+        let pool = Pool::new();
+        let t = Duration::from_millis(200);
+        // A plain call keeps the connection for the next caller.
+        let r = pool.call(&addr, &Request::ReadIndex, t).await;
+        assert!(matches!(r, Err(CallError::Timeout(..))), "{r:?}");
+        assert!(pool.conns.lock().contains_key(&addr));
+        let r = pool.call(&addr, &Request::ReadIndex, t).await;
+        assert!(matches!(r, Err(CallError::Timeout(..))), "{r:?}");
+        assert_eq!(accepted.load(Ordering::Relaxed), 1);
+        // A forwarded write that times out drops it: the next call dials again.
+        let r = pool.call_or_reset(&addr, &Request::ReadIndex, t).await;
+        assert!(matches!(r, Err(CallError::Timeout(..))), "{r:?}");
+        assert!(!pool.conns.lock().contains_key(&addr));
+        let r = pool.call_or_reset(&addr, &Request::ReadIndex, t).await;
+        assert!(matches!(r, Err(CallError::Timeout(..))), "{r:?}");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while accepted.load(Ordering::Relaxed) < 2 {
+            assert!(tokio::time::Instant::now() < deadline, "no new connection");
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 }
