@@ -9,6 +9,9 @@
 //!   writes. Healed, the cut-off server catches up, there is exactly one leader, and every
 //!   acknowledged write is readable with `?consistent`. Done twice: cutting off a follower,
 //!   then the leader.
+//! - Every write to the cut-off server is answered with an error within 10 s (no hang). A
+//!   cut-off leader (check-quorum) names no leader within 5 s of the cut, and a write sent
+//!   to it at the cut fails and is gone after the heal.
 //!
 //! Needs root and iproute2 (`ip netns`); it fails, not skips, without them.
 
@@ -28,6 +31,13 @@ use tribune_tests::{http, wait_until, Reply};
 const SETTLE: Duration = Duration::from_secs(60);
 /// How long the cut-off side is watched for a leader or an acknowledged write.
 const WATCH: Duration = Duration::from_secs(8);
+/// How soon a write to the cut-off server must be answered (with an error): the server
+/// holds a write at most 7 s (Consul's `rpc_hold_timeout`), a forwarded one 8 s. The
+/// client's own timeout is 20 s, so a hang shows as a failure here.
+const REFUSE_WITHIN: Duration = Duration::from_secs(10);
+/// How soon a cut-off leader must stop naming itself leader (check-quorum fires after the
+/// longest election timeout plus four heartbeats, 1.6 s).
+const LEADER_GONE_WITHIN: Duration = Duration::from_secs(5);
 const TOKEN: &str = "b1gs33cr3t-seed-management-token";
 const NODE_IDS: [&str; 3] = [
     "09d82408-bc4f-49e0-1111-61ef1d4842f7",
@@ -134,6 +144,35 @@ impl Cluster {
             Ok(Value::String(s)) => s,
             _ => String::new(),
         }
+    }
+
+    /// A KV write through the cut-off node `i`: it must be answered, with an error, within
+    /// [`REFUSE_WITHIN`]. Returns what it answered (status and body) and how long it took.
+    async fn refused_write(&self, i: usize, key: &str) -> anyhow::Result<(String, Duration)> {
+        let t = Instant::now();
+        let r = self
+            .send(i, Method::PUT, &format!("/v1/kv/{key}"), "lost")
+            .await;
+        let took = t.elapsed();
+        let r = r.with_context(|| {
+            format!(
+                "write {key} to the cut-off {} got no answer in {took:.1?}",
+                self.nodes[i].name
+            )
+        })?;
+        ensure!(
+            !(r.status == 200 && r.text().trim() == "true"),
+            "the cut-off {} acknowledged write {key}",
+            self.nodes[i].name
+        );
+        ensure!(
+            took <= REFUSE_WITHIN,
+            "write {key} to the cut-off {} took {took:.1?} to fail (more than {REFUSE_WITHIN:?}): {} {}",
+            self.nodes[i].name,
+            r.status,
+            r.text().trim()
+        );
+        Ok((format!("{} {}", r.status, r.text().trim()), took))
     }
 
     /// Index of the node whose RPC address is `rpc`.
@@ -289,6 +328,34 @@ async fn partition_round(
     );
     lab.isolate(cut)?;
     let cut_at = Instant::now();
+    // Writes the cut-off server refused: none may be readable after the heal when it was
+    // the leader.
+    let mut refused: Vec<(String, String)> = Vec::new();
+    if cut == old_leader {
+        // Check-quorum: the cut-off leader stops naming itself leader within seconds, and
+        // a write sent to it at the cut (appended, never committed) fails instead of
+        // hanging.
+        let key = format!("{round}/minority/at-cut");
+        let (write, gone) = tokio::join!(
+            c.refused_write(cut, &key),
+            wait_until(
+                LEADER_GONE_WITHIN,
+                "the cut-off leader to answer \"\" to /v1/status/leader",
+                || async {
+                    match c.get_json(cut, "/v1/status/leader").await? {
+                        Value::String(s) if s.is_empty() => Ok(cut_at.elapsed()),
+                        other => bail!("it says {other}"),
+                    }
+                },
+            )
+        );
+        let gone = gone?;
+        let (answer, took) = write?;
+        println!(
+            "{round}: the cut-off leader names no leader {gone:.1?} after the cut; a write sent at the cut failed after {took:.1?}: {answer}"
+        );
+        refused.push((key, answer));
+    }
     // The majority has a leader among itself and accepts writes.
     let leader = c
         .agreed_leader(&majority, "the majority to agree on a leader of its own")
@@ -340,26 +407,17 @@ async fn partition_round(
     let cut_rpc = c.nodes[cut].rpc.clone();
     let start = Instant::now();
     let mut attempts = 0;
-    let mut refused = Vec::new();
+    let mut slowest = Duration::ZERO;
+    let first = refused.len();
     while start.elapsed() < WATCH || attempts < 2 {
         attempts += 1;
         let key = format!("{round}/minority/{attempts}");
-        let r = c
-            .send(cut, Method::PUT, &format!("/v1/kv/{key}"), "lost")
-            .await;
-        let acknowledged = matches!(&r, Ok(r) if r.status == 200 && r.text().trim() == "true");
-        ensure!(
-            !acknowledged,
-            "{round}: the cut-off {} acknowledged write {key}",
-            c.nodes[cut].name
-        );
-        refused.push((
-            key,
-            match r {
-                Ok(r) => format!("{} {}", r.status, r.text().trim()),
-                Err(e) => format!("{e:#}"),
-            },
-        ));
+        let (answer, took) = c
+            .refused_write(cut, &key)
+            .await
+            .with_context(|| round.to_string())?;
+        slowest = slowest.max(took);
+        refused.push((key, answer));
         let said = c.leader(cut).await;
         let self_elected = said == cut_rpc && cut != old_leader;
         ensure!(
@@ -368,10 +426,17 @@ async fn partition_round(
             c.nodes[cut].name
         );
     }
+    if cut == old_leader {
+        // Still no leader on its side, and it says so (not an error).
+        ensure!(
+            matches!(c.get_json(cut, "/v1/status/leader").await?, Value::String(s) if s.is_empty()),
+            "{round}: the cut-off leader names a leader again"
+        );
+    }
     println!(
-        "{round}: {} writes to the cut-off server, none acknowledged; first answer: {}",
-        refused.len(),
-        refused[0].1
+        "{round}: {} writes to the cut-off server, none acknowledged, the slowest refused in {slowest:.1?}; first answer: {}",
+        refused.len() - first,
+        refused[first].1
     );
     // The majority still has the same leader and keeps accepting writes.
     let (key, value) = (format!("{round}/majority/after"), "after".to_string());
