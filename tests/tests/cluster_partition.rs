@@ -418,6 +418,9 @@ async fn partition_round(
             .with_context(|| round.to_string())?;
         slowest = slowest.max(took);
         refused.push((key, answer));
+        // Refusals are immediate once check-quorum fired: pace them (every refused key is
+        // read back through each server after the heal).
+        tokio::time::sleep(Duration::from_millis(200)).await;
         let said = c.leader(cut).await;
         let self_elected = said == cut_rpc && cut != old_leader;
         ensure!(
