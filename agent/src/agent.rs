@@ -84,6 +84,8 @@ pub async fn run(cfg: RuntimeConfig, flags: AgentFlags) -> anyhow::Result<()> {
         data_dir: cfg.data_dir.clone(),
         bootstrap: cfg.dev || cfg.bootstrap || cfg.bootstrap_expect == 1,
         raft_multiplier: cfg.raft_multiplier,
+        snapshot_threshold: cfg.raft_snapshot_threshold,
+        trailing_logs: cfg.raft_trailing_logs,
     };
     let pool = Arc::new(crate::rpc::Pool::new());
     // Only servers run Raft; a client agent's store stays empty and it forwards.

@@ -63,6 +63,25 @@ pub struct RaftOptions {
     pub bootstrap: bool,
     /// Consul's `performance.raft_multiplier`: scales every timeout.
     pub raft_multiplier: u32,
+    /// `raft_snapshot_threshold`: entries between snapshots.
+    pub snapshot_threshold: u64,
+    /// `raft_trailing_logs`: entries kept behind a snapshot, so that a follower a little
+    /// behind catches up from the log; one further behind gets the snapshot.
+    pub trailing_logs: u64,
+}
+
+impl Default for RaftOptions {
+    fn default() -> RaftOptions {
+        RaftOptions {
+            node_id: 0,
+            rpc_addr: String::new(),
+            data_dir: None,
+            bootstrap: false,
+            raft_multiplier: 5,
+            snapshot_threshold: 16384,
+            trailing_logs: 10240,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,10 +129,11 @@ pub async fn start(
         heartbeat_interval: 100,
         election_timeout_min: ELECTION_TIMEOUT_MIN_MS * stretch,
         election_timeout_max: LEADER_LEASE_MS * stretch,
-        // A snapshot serialises the whole store; with batched entries 50,000 entries are
-        // usually far more writes than that.
-        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(50_000),
-        max_in_snapshot_log_to_keep: 1_000,
+        // Consul's raft_snapshot_threshold and raft_trailing_logs (16384 and 10240). A
+        // snapshot serialises the whole store; with batched entries, 16384 entries are
+        // usually many more writes than that.
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(opts.snapshot_threshold.max(1)),
+        max_in_snapshot_log_to_keep: opts.trailing_logs,
         // An entry may carry a batch of up to 64 KiB of writes (rpc::MAX_BATCH_BYTES): keep an
         // append well under the RPC frame limit.
         max_payload_entries: 128,

@@ -903,6 +903,7 @@ mod check_quorum_tests {
                 data_dir: None,
                 bootstrap: false,
                 raft_multiplier: 1,
+                ..RaftOptions::default()
             };
             let r = raft::start(&opts, store.clone(), pool.clone())
                 .await

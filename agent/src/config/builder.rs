@@ -453,6 +453,9 @@ impl Builder<'_> {
             gossip_wan: self.gossip("gossip_wan", GossipConfig::wan_default()),
             http_config,
             raft_multiplier,
+            // Consul's defaults; 0 would snapshot on every entry or keep no log at all.
+            raft_snapshot_threshold: self.uint("raft_snapshot_threshold", 16384u64).max(1),
+            raft_trailing_logs: self.uint("raft_trailing_logs", 10240u64),
             tagged_addresses,
             plugins,
             disable_keyring_file: self.boolean("disable_keyring_file").unwrap_or(false),

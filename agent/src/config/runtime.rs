@@ -572,6 +572,10 @@ pub struct RuntimeConfig {
     pub http_config: HttpConfig,
     /// `performance.raft_multiplier`: scales Raft timings, 1–10 (5; 1 in `-dev`).
     pub raft_multiplier: u32,
+    /// `raft_snapshot_threshold`: Raft entries between snapshots (Consul: 16384).
+    pub raft_snapshot_threshold: u64,
+    /// `raft_trailing_logs`: entries kept behind a snapshot for slow followers (10240).
+    pub raft_trailing_logs: u64,
     /// `tagged_addresses` plus the defaults `lan`, `lan_ipv4`/`lan_ipv6`, `wan`,
     /// `wan_ipv4`/`wan_ipv6` from the advertise addresses (a user value wins).
     pub tagged_addresses: BTreeMap<String, String>,
@@ -756,6 +760,8 @@ impl fmt::Debug for RuntimeConfig {
             gossip_wan,
             http_config,
             raft_multiplier,
+            raft_snapshot_threshold,
+            raft_trailing_logs,
             tagged_addresses,
             plugins,
             disable_keyring_file,
@@ -832,6 +838,8 @@ impl fmt::Debug for RuntimeConfig {
             .field("gossip_wan", gossip_wan)
             .field("http_config", http_config)
             .field("raft_multiplier", raft_multiplier)
+            .field("raft_snapshot_threshold", raft_snapshot_threshold)
+            .field("raft_trailing_logs", raft_trailing_logs)
             .field("tagged_addresses", tagged_addresses)
             .field("plugins", plugins)
             .field("disable_keyring_file", disable_keyring_file)

@@ -244,6 +244,10 @@ fn assert_seed_server(c: &RuntimeConfig) {
     assert!(c.skip_leave_on_interrupt);
     assert_eq!(c.raft_multiplier, 5);
     assert_eq!(
+        (c.raft_snapshot_threshold, c.raft_trailing_logs),
+        (16384, 10240)
+    );
+    assert_eq!(
         c.tagged_addresses.get("lan").map(String::as_str),
         Some("192.168.1.153")
     );
@@ -251,6 +255,16 @@ fn assert_seed_server(c: &RuntimeConfig) {
         c.tagged_addresses.get("wan_ipv4").map(String::as_str),
         Some("192.168.1.153")
     );
+}
+
+#[test]
+fn raft_snapshot_keys_are_read() {
+    let dir = dir_with(&[(
+        "raft.json",
+        r#"{"data_dir": "/tmp/x", "raft_snapshot_threshold": 64, "raft_trailing_logs": 8}"#,
+    )]);
+    let (c, _) = run_dir(&dir, &[]).unwrap();
+    assert_eq!((c.raft_snapshot_threshold, c.raft_trailing_logs), (64, 8));
 }
 
 #[test]

@@ -207,6 +207,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             data: snapshot.into_inner(),
         };
         self.persist(&snap)?;
+        tracing::info!(target: "raft", last_index = meta.last_log_id.map(|l| l.index).unwrap_or(0),
+            bytes = snap.data.len(), "Installed a snapshot from the leader.");
         self.install(snap)
     }
 

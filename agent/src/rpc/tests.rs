@@ -36,6 +36,7 @@ async fn cluster(n: usize) -> Vec<TestServer> {
             data_dir: None,
             bootstrap: false,
             raft_multiplier: 1,
+            ..RaftOptions::default()
         };
         let r = raft::start(&opts, store.clone(), pool.clone())
             .await
