@@ -27,6 +27,7 @@
 //! executable in the cargo target directory.
 
 pub mod agent;
+pub mod cluster;
 pub mod http;
 pub mod netns;
 pub mod process;

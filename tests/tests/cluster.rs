@@ -12,7 +12,12 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use std::future::Future;
 
+use tribune_tests::cluster::leader_of;
 use tribune_tests::{must, process, wait_until, Agent};
+
+fn keygen() -> String {
+    must(tribune_tests::cluster::keygen())
+}
 
 const SETTLE: Duration = Duration::from_secs(20);
 
@@ -35,18 +40,6 @@ where
         })
         .await,
     );
-}
-
-fn keygen() -> String {
-    let out = Command::new(must(process::tribune_bin()))
-        .arg("keygen")
-        .output()
-        .expect("run tribune keygen");
-    assert!(out.status.success(), "tribune keygen failed: {out:?}");
-    String::from_utf8(out.stdout)
-        .expect("utf-8")
-        .trim()
-        .to_string()
 }
 
 /// Starts three servers that know each other's gossip ports and a client joining them.
@@ -82,13 +75,6 @@ async fn seed_cluster(key: &str) -> (Vec<Agent>, Agent) {
         .await,
     );
     (servers, client)
-}
-
-async fn leader_of(agent: &Agent) -> String {
-    match agent.get_json("/v1/status/leader").await {
-        Ok(Value::String(s)) => s,
-        _ => String::new(),
-    }
 }
 
 async fn alive_members(agent: &Agent) -> BTreeSet<(String, String)> {

@@ -17,73 +17,15 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure};
 use serde_json::{json, Value};
 
+use tribune_tests::cluster::agreed_leader;
 use tribune_tests::{must, process, wait_until, Agent};
+
+async fn three_servers(prefix: &str) -> Vec<Agent> {
+    must(tribune_tests::cluster::three_servers(prefix, json!({})).await)
+}
 
 /// Generous: debug builds on a busy 2-core machine.
 const SETTLE: Duration = Duration::from_secs(60);
-
-fn keygen() -> String {
-    let out = Command::new(must(process::tribune_bin()))
-        .arg("keygen")
-        .output()
-        .expect("run tribune keygen");
-    assert!(out.status.success(), "tribune keygen failed: {out:?}");
-    String::from_utf8(out.stdout)
-        .expect("utf-8")
-        .trim()
-        .to_string()
-}
-
-/// Three servers that find each other through `retry_join`; returns once they agree on a
-/// leader.
-async fn three_servers(prefix: &str) -> Vec<Agent> {
-    let key = keygen();
-    let ports: Vec<u16> = must(process::free_ports(3));
-    let join: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-    let mut servers = Vec::new();
-    for (i, port) in ports.iter().enumerate() {
-        let cfg = json!({
-            "datacenter": "dc1",
-            "node_name": format!("{prefix}{}", i + 1),
-            "server": true,
-            "bootstrap_expect": 3,
-            "encrypt": key,
-            "retry_join": join,
-            "ports": {"serf_lan": port},
-        });
-        servers.push(must(Agent::start_with_config_unready(cfg, &[]).await));
-    }
-    must(agreed_leader(&servers, &[0, 1, 2]).await);
-    servers
-}
-
-async fn leader_of(agent: &Agent) -> String {
-    match agent.get_json("/v1/status/leader").await {
-        Ok(Value::String(s)) => s,
-        _ => String::new(),
-    }
-}
-
-/// Waits until the servers in `among` name one leader, itself among them; its index.
-async fn agreed_leader(servers: &[Agent], among: &[usize]) -> anyhow::Result<usize> {
-    wait_until(SETTLE, "the servers to agree on one leader", || async {
-        let mut seen = BTreeSet::new();
-        for &i in among {
-            seen.insert(leader_of(&servers[i]).await);
-        }
-        let Some(l) = seen.iter().next().filter(|_| seen.len() == 1) else {
-            bail!("leaders seen: {seen:?}");
-        };
-        match among
-            .iter()
-            .find(|&&i| l.ends_with(&format!(":{}", servers[i].ports().server)))
-        {
-            Some(&i) => Ok(i),
-            None => bail!("leaders seen: {seen:?}"),
-        }
-    })
-    .await
-}
 
 async fn peers(agent: &Agent) -> BTreeSet<String> {
     match agent.get_json("/v1/status/peers").await {

@@ -23,6 +23,7 @@ use anyhow::{bail, ensure, Context};
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use tribune_tests::cluster::keygen;
 use tribune_tests::netns::Lab;
 use tribune_tests::process::{self, Spawned, Workdir};
 use tribune_tests::{http, wait_until, Reply};
@@ -215,14 +216,6 @@ impl Cluster {
         }
         Ok(())
     }
-}
-
-fn keygen() -> anyhow::Result<String> {
-    let out = Command::new(process::tribune_bin()?)
-        .arg("keygen")
-        .output()?;
-    ensure!(out.status.success(), "tribune keygen failed: {out:?}");
-    Ok(String::from_utf8(out.stdout)?.trim().to_string())
 }
 
 /// `tribune members -status=<status>` through node `via`: the names of the rows.

@@ -4,46 +4,15 @@
 //! catch up by installing the leader's snapshot, and then serves every write (`?stale`
 //! reads are answered from its own store).
 
-use std::collections::BTreeSet;
-use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{bail, ensure};
+use anyhow::ensure;
 use serde_json::{json, Value};
 
-use tribune_tests::{must, process, wait_until, Agent};
+use tribune_tests::cluster::{agreed_leader, three_servers, SETTLE};
+use tribune_tests::{must, wait_until, Agent};
 
-/// Generous: debug builds on a busy 2-core machine.
-const SETTLE: Duration = Duration::from_secs(60);
 const WRITES: usize = 300;
-
-async fn leader_of(agent: &Agent) -> String {
-    match agent.get_json("/v1/status/leader").await {
-        Ok(Value::String(s)) => s,
-        _ => String::new(),
-    }
-}
-
-/// The index of the server every server in `among` names as leader.
-async fn agreed_leader(servers: &[Agent], among: &[usize]) -> anyhow::Result<usize> {
-    wait_until(SETTLE, "the servers to agree on one leader", || async {
-        let mut seen = BTreeSet::new();
-        for &i in among {
-            seen.insert(leader_of(&servers[i]).await);
-        }
-        let Some(l) = seen.iter().next().filter(|_| seen.len() == 1) else {
-            bail!("leaders seen: {seen:?}");
-        };
-        match among
-            .iter()
-            .find(|&&i| l.ends_with(&format!(":{}", servers[i].ports().server)))
-        {
-            Some(&i) => Ok(i),
-            None => bail!("leaders seen: {seen:?}"),
-        }
-    })
-    .await
-}
 
 /// Everything the agent wrote to stdout and stderr, over all its runs.
 fn all_output(agent: &Agent) -> String {
@@ -68,34 +37,13 @@ async fn local_keys(agent: &Agent) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_far_behind_catches_up_by_snapshot() {
-    let key = {
-        let out = Command::new(must(process::tribune_bin()))
-            .arg("keygen")
-            .output()
-            .expect("run tribune keygen");
-        assert!(out.status.success(), "tribune keygen failed: {out:?}");
-        String::from_utf8(out.stdout)
-            .expect("utf-8")
-            .trim()
-            .to_string()
-    };
-    let ports: Vec<u16> = must(process::free_ports(3));
-    let join: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-    let mut servers = Vec::new();
-    for (i, port) in ports.iter().enumerate() {
-        let cfg = json!({
-            "datacenter": "dc1",
-            "node_name": format!("snap{}", i + 1),
-            "server": true,
-            "bootstrap_expect": 3,
-            "encrypt": key,
-            "retry_join": join,
-            "ports": {"serf_lan": port},
-            "raft_snapshot_threshold": 32,
-            "raft_trailing_logs": 4,
-        });
-        servers.push(must(Agent::start_with_config_unready(cfg, &[]).await));
-    }
+    let mut servers = must(
+        three_servers(
+            "snap",
+            json!({"raft_snapshot_threshold": 32, "raft_trailing_logs": 4}),
+        )
+        .await,
+    );
     let leader = must(agreed_leader(&servers, &[0, 1, 2]).await);
     let behind = (leader + 1) % 3;
     must(servers[behind].kill());
@@ -134,12 +82,26 @@ async fn a_follower_far_behind_catches_up_by_snapshot() {
     if let Err(e) = caught_up {
         panic!("{e:#}\n{}", servers[behind].output_tail());
     }
-    let output = all_output(&servers[behind]);
-    assert!(
-        output.contains("Installed a snapshot from the leader"),
-        "the follower caught up without a snapshot, so the leader kept its whole log:\n{}",
-        servers[behind].output_tail()
-    );
+    // The log is written by a background thread: give the line a moment to reach the file.
+    let installed = wait_until(
+        Duration::from_secs(10),
+        "the follower to log the snapshot it installed",
+        || async {
+            ensure!(
+                all_output(&servers[behind]).contains("Installed a snapshot from the leader"),
+                "no such line"
+            );
+            Ok(())
+        },
+    )
+    .await;
+    if let Err(e) = installed {
+        panic!(
+            "{e:#}: the follower caught up without a snapshot, so the leader kept its whole \
+             log\n{}",
+            servers[behind].output_tail()
+        );
+    }
     // The values came across too, not just the keys.
     let last = must(
         servers[behind]
