@@ -23,6 +23,7 @@
 # built-in copies), TRIBUNE_BENCH_KEEP=1 (keep data and logs), ETCD_BIN.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/lib/bench-common.sh
 
 missing=()
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
@@ -33,49 +34,17 @@ if [ -z "${ETCD_BIN:-}" ]; then
   command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)
 fi
 if [ "${#missing[@]}" -gt 0 ]; then
-  echo "==> installing ${missing[*]}"
-  as_root=()
-  if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1; then
-      as_root=(sudo)
-    else
-      echo "error: installing ${missing[*]} needs root" >&2
-      exit 1
-    fi
-  fi
-  apt=("${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -q
-    -o Dpkg::Use-Pty=0 -o DPkg::Lock::Timeout=300)
-  "${apt[@]}" update
-  "${apt[@]}" install -y --no-install-recommends "${missing[@]}"
+  apt_install "${missing[@]}"
   # The package starts a single-member etcd on 2379 under systemd; the
   # benchmark needs those ports for its own three members.
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet etcd 2>/dev/null; then
-    "${as_root[@]}" systemctl stop etcd || true
+    if [ "$(id -u)" -ne 0 ]; then sudo systemctl stop etcd || true; else systemctl stop etcd || true; fi
   fi
 fi
 
-echo "==> cargo build --release -p tribune-agent --bin tribune -p tribune-tests --bin tribune-bench"
-bins=$(
-  cargo build --release -p tribune-agent --bin tribune -p tribune-tests --bin tribune-bench \
-    --message-format=json-render-diagnostics |
-    python3 -c '
-import json, sys
-for line in sys.stdin:
-    try:
-        m = json.loads(line)
-    except ValueError:
-        continue
-    if m.get("reason") == "compiler-artifact" and m.get("executable") \
-            and m["target"]["name"] in ("tribune", "tribune-bench"):
-        print(m["target"]["name"], m["executable"])
-'
-)
-TRIBUNE_BIN=$(awk '$1 == "tribune" {print $2}' <<<"$bins" | tail -n 1)
-BENCH_BIN=$(awk '$1 == "tribune-bench" {print $2}' <<<"$bins" | tail -n 1)
-if [ ! -x "$TRIBUNE_BIN" ] || [ ! -x "$BENCH_BIN" ]; then
-  echo "error: cargo build did not report the tribune and tribune-bench executables" >&2
-  exit 1
-fi
+bins=$(build_release tribune tribune-bench)
+TRIBUNE_BIN=$(bin_path tribune "$bins")
+BENCH_BIN=$(bin_path tribune-bench "$bins")
 export TRIBUNE_BIN
 # A later --only on the command line replaces this one.
 exec "$BENCH_BIN" --only 5,6,7 "$@"

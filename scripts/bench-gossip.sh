@@ -25,6 +25,7 @@
 # else a built-in copy of its rule).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/lib/bench-common.sh
 
 args=()
 stability=""
@@ -58,24 +59,9 @@ fi
 missing=()
 command -v serf >/dev/null 2>&1 || missing+=(serf)
 /usr/bin/python3 -c 'import msgpack' >/dev/null 2>&1 || missing+=(python3-msgpack)
-if [ "${#missing[@]}" -gt 0 ]; then
-  echo "==> installing ${missing[*]}"
-  as_root=()
-  if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1; then
-      as_root=(sudo)
-    else
-      echo "error: installing ${missing[*]} needs root" >&2
-      exit 1
-    fi
-  fi
-  apt=("${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -q
-    -o Dpkg::Use-Pty=0 -o DPkg::Lock::Timeout=300)
-  "${apt[@]}" update
-  # --no-install-recommends; the package enables a serf.service that a container without
-  # systemd never starts. The harness starts its own agents.
-  "${apt[@]}" install -y --no-install-recommends "${missing[@]}"
-fi
+# The package enables a serf.service that a container without systemd never starts; the
+# harness starts its own agents.
+apt_install "${missing[@]}"
 echo "==> serf: $(dpkg-query -W -f='${Version}' serf 2>/dev/null || echo '?') (Debian package)"
 
 if [ -n "${TRIBUNE_BIN:-}" ]; then
@@ -88,26 +74,7 @@ if [ -n "${TRIBUNE_BIN:-}" ]; then
   echo "==> using TRIBUNE_BIN=$TRIBUNE_BIN (not rebuilt)"
   built_from="given by TRIBUNE_BIN"
 else
-  echo "==> cargo build --release -p tribune-agent --bin tribune"
-  bins=$(
-    cargo build --release -p tribune-agent --bin tribune --message-format=json-render-diagnostics |
-      /usr/bin/python3 -c '
-import json, sys
-for line in sys.stdin:
-    try:
-        m = json.loads(line)
-    except ValueError:
-        continue
-    if m.get("reason") == "compiler-artifact" and m.get("executable") \
-            and m["target"]["name"] == "tribune":
-        print(m["executable"])
-  '
-  )
-  TRIBUNE_BIN=$(tail -n 1 <<<"$bins")
-  if [ ! -x "$TRIBUNE_BIN" ]; then
-    echo "error: cargo build did not report the tribune executable" >&2
-    exit 1
-  fi
+  TRIBUNE_BIN=$(bin_path tribune "$(build_release tribune)")
   built_from="commit $(git rev-parse --short HEAD)"
   git diff --quiet HEAD -- agent 2>/dev/null || built_from+=", with uncommitted changes in agent/"
 fi

@@ -13,27 +13,10 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-echo "==> cargo build --release -p tribune-agent --bin tribune -p tribune-tests --bin tribune-logbench"
-bins=$(
-  cargo build --release -p tribune-agent --bin tribune -p tribune-tests --bin tribune-logbench \
-    --message-format=json-render-diagnostics |
-    python3 -c '
-import json, sys
-for line in sys.stdin:
-    try:
-        m = json.loads(line)
-    except ValueError:
-        continue
-    if m.get("reason") == "compiler-artifact" and m.get("executable") \
-            and m["target"]["name"] in ("tribune", "tribune-logbench"):
-        print(m["target"]["name"], m["executable"])
-'
-)
-TRIBUNE_BIN=$(awk '$1 == "tribune" {print $2}' <<<"$bins" | tail -n 1)
-LOGBENCH_BIN=$(awk '$1 == "tribune-logbench" {print $2}' <<<"$bins" | tail -n 1)
-if [ ! -x "$TRIBUNE_BIN" ] || [ ! -x "$LOGBENCH_BIN" ]; then
-  echo "error: cargo build did not report the tribune and tribune-logbench executables" >&2
-  exit 1
-fi
+source scripts/lib/bench-common.sh
+
+bins=$(build_release tribune tribune-logbench)
+TRIBUNE_BIN=$(bin_path tribune "$bins")
+LOGBENCH_BIN=$(bin_path tribune-logbench "$bins")
 export TRIBUNE_BIN
 exec "$LOGBENCH_BIN" "$@"

@@ -17,20 +17,11 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-echo "==> cargo build --release -p tribune-agent --bin tribune -p tribune-tests --bin plugin-bench"
-bins=$(
-  cargo build --release -p tribune-agent --bin tribune -p tribune-tests --bin plugin-bench \
-    --message-format=json-render-diagnostics |
-    jq -r 'select(.reason == "compiler-artifact" and .executable != null
-                  and (.target.name == "tribune" or .target.name == "plugin-bench"))
-           | "\(.target.name) \(.executable)"'
-)
-TRIBUNE_BIN=$(awk '$1 == "tribune" {print $2}' <<<"$bins" | tail -n 1)
-BENCH_BIN=$(awk '$1 == "plugin-bench" {print $2}' <<<"$bins" | tail -n 1)
-if [ ! -x "$TRIBUNE_BIN" ] || [ ! -x "$BENCH_BIN" ]; then
-  echo "error: cargo build did not report the tribune and plugin-bench executables" >&2
-  exit 1
-fi
+source scripts/lib/bench-common.sh
+
+bins=$(build_release tribune plugin-bench)
+TRIBUNE_BIN=$(bin_path tribune "$bins")
+BENCH_BIN=$(bin_path plugin-bench "$bins")
 export TRIBUNE_BIN
 
 export TRIBUNE_PLUGIN_DIR="${TRIBUNE_PLUGIN_DIR:-$HOME/.cache/tribune-plugins/components}"

@@ -22,51 +22,17 @@
 # the fan-out wake-up with perf into DIR).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/lib/bench-common.sh
 
 missing=()
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v taskset >/dev/null 2>&1 || missing+=(util-linux)
-if [ "${#missing[@]}" -gt 0 ]; then
-  echo "==> installing ${missing[*]}"
-  as_root=()
-  if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1; then
-      as_root=(sudo)
-    else
-      echo "error: installing ${missing[*]} needs root" >&2
-      exit 1
-    fi
-  fi
-  apt=("${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -q
-    -o Dpkg::Use-Pty=0 -o DPkg::Lock::Timeout=300)
-  "${apt[@]}" update
-  "${apt[@]}" install -y --no-install-recommends "${missing[@]}"
-fi
+apt_install "${missing[@]}"
 
-echo "==> cargo build --release -p tribune-agent --bin tribune -p tribune-tests --bin tribune-bench"
-# cargo prints the path of every binary it built; take ours from its JSON.
-bins=$(
-  cargo build --release -p tribune-agent --bin tribune -p tribune-tests --bin tribune-bench \
-    --message-format=json-render-diagnostics |
-    python3 -c '
-import json, sys
-for line in sys.stdin:
-    try:
-        m = json.loads(line)
-    except ValueError:
-        continue
-    if m.get("reason") == "compiler-artifact" and m.get("executable") \
-            and m["target"]["name"] in ("tribune", "tribune-bench"):
-        print(m["target"]["name"], m["executable"])
-'
-)
-TRIBUNE_BIN=$(awk '$1 == "tribune" {print $2}' <<<"$bins" | tail -n 1)
-BENCH_BIN=$(awk '$1 == "tribune-bench" {print $2}' <<<"$bins" | tail -n 1)
-if [ ! -x "$TRIBUNE_BIN" ] || [ ! -x "$BENCH_BIN" ]; then
-  echo "error: cargo build did not report the tribune and tribune-bench executables" >&2
-  exit 1
-fi
+bins=$(build_release tribune tribune-bench)
+TRIBUNE_BIN=$(bin_path tribune "$bins")
+BENCH_BIN=$(bin_path tribune-bench "$bins")
 export TRIBUNE_BIN
 "$BENCH_BIN" "$@"
 
