@@ -480,6 +480,18 @@ mod tests {
         )
     }
 
+    /// A worker for `probe` with a queue of `capacity` lines and a redactor of its own.
+    fn spawn(probe: Probe, capacity: usize) -> Worker {
+        Worker::spawn(
+            0,
+            Box::new(probe),
+            capacity,
+            SharedRedactor::new(Redactor::new(Vec::<String>::new())),
+            Arc::default(),
+        )
+        .unwrap()
+    }
+
     fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
         let deadline = Instant::now() + Duration::from_secs(5);
         while !f() {
@@ -499,14 +511,7 @@ mod tests {
     #[test]
     fn lines_arrive_in_order_and_scrubbed() {
         let (p, lines, _, _) = probe();
-        let mut w = Worker::spawn(
-            0,
-            Box::new(p),
-            64,
-            SharedRedactor::new(Redactor::new(Vec::<String>::new())),
-            Arc::default(),
-        )
-        .unwrap();
+        let mut w = spawn(p, 64);
         for n in 0..50 {
             w.queue.push(&rec(n));
         }
@@ -522,14 +527,7 @@ mod tests {
     fn a_stalled_sink_drops_and_counts_without_blocking_callers() {
         let (p, lines, _, stall) = probe();
         stall.store(true, Ordering::Relaxed);
-        let mut w = Worker::spawn(
-            0,
-            Box::new(p),
-            16,
-            SharedRedactor::new(Redactor::new(Vec::<String>::new())),
-            Arc::default(),
-        )
-        .unwrap();
+        let mut w = spawn(p, 16);
         let started = Instant::now();
         for n in 0..10_000 {
             w.queue.push(&rec(n));
@@ -552,14 +550,7 @@ mod tests {
     fn a_busy_sink_keeps_its_record_and_the_queue_buffers() {
         let (p, lines, busy, _) = probe();
         busy.store(true, Ordering::Relaxed);
-        let mut w = Worker::spawn(
-            0,
-            Box::new(p),
-            64,
-            SharedRedactor::new(Redactor::new(Vec::<String>::new())),
-            Arc::default(),
-        )
-        .unwrap();
+        let mut w = spawn(p, 64);
         for n in 0..20 {
             w.queue.push(&rec(n));
         }
@@ -581,14 +572,7 @@ mod tests {
     fn huge_lines_are_bounded_by_bytes() {
         let (p, _, _, stall) = probe();
         stall.store(true, Ordering::Relaxed);
-        let w = Worker::spawn(
-            0,
-            Box::new(p),
-            1000,
-            SharedRedactor::new(Redactor::new(Vec::<String>::new())),
-            Arc::default(),
-        )
-        .unwrap();
+        let w = spawn(p, 1000);
         let big = Arc::new(Record::now(Level::Info, "agent", &"x".repeat(1 << 20)));
         for _ in 0..100 {
             w.queue.push(&big);
@@ -608,14 +592,7 @@ mod tests {
     fn stopping_gives_up_on_a_dead_sink() {
         let (p, _, busy, _) = probe();
         busy.store(true, Ordering::Relaxed);
-        let mut w = Worker::spawn(
-            0,
-            Box::new(p),
-            64,
-            SharedRedactor::new(Redactor::new(Vec::<String>::new())),
-            Arc::default(),
-        )
-        .unwrap();
+        let mut w = spawn(p, 64);
         w.queue.push(&rec(1));
         let started = Instant::now();
         w.request_stop();
